@@ -1,0 +1,5 @@
+import sys
+
+from ufvc.cli import main
+
+sys.exit(main())

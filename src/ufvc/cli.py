@@ -1,0 +1,71 @@
+"""The `ufvc` command line: discovers sub-commands and maps errors to exit codes."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import pkgutil
+import sys
+
+from ufvc import __version__, commands
+from ufvc.errors import (
+    BitstreamError,
+    CheckpointError,
+    InputFormatError,
+    ModelMismatchError,
+    OutputError,
+    UfvcError,
+)
+
+# Most specific first: the first matching class decides the exit code.
+EXIT_CODES: tuple[tuple[type[BaseException], int], ...] = (
+    (InputFormatError, 2),
+    (BitstreamError, 3),
+    (ModelMismatchError, 4),
+    (CheckpointError, 4),
+    (OutputError, 5),
+    (UfvcError, 1),
+    (FileNotFoundError, 2),
+    (PermissionError, 5),
+)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """Build the top-level parser with one sub-parser per module in `ufvc.commands`."""
+    parser = argparse.ArgumentParser(
+        prog="ufvc", description="Ultra-fast neural video codec (DCVC-UF)."
+    )
+    parser.add_argument("--version", action="version", version=f"ufvc {__version__}")
+    subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        module = importlib.import_module(f"ufvc.commands.{info.name}")
+        module.register(subparsers)
+    return parser
+
+
+def exit_code_for(error: BaseException) -> int:
+    """The exit code that `error` maps to (1 when no table row matches)."""
+    for cls, code in EXIT_CODES:
+        if isinstance(error, cls):
+            return code
+    return 1
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; errors become one line on stderr and a non-zero exit code."""
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except KeyboardInterrupt:
+        print("ufvc: interrupted", file=sys.stderr)
+        return 130
+    except (UfvcError, OSError) as error:
+        message = str(error) or type(error).__name__
+        if isinstance(error, OSError) and error.filename and not isinstance(error, UfvcError):
+            message = f"{error.strerror or message}: {error.filename}"
+        print(f"ufvc: error: {message}", file=sys.stderr)
+        return exit_code_for(error)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
