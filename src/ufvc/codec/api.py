@@ -1,0 +1,187 @@
+"""File-level encode and decode calls built on `Encoder` and `Decoder`."""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import Callable, Iterator
+from contextlib import ExitStack
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from ufvc.bitstream.stream import StreamReader, StreamWriter
+from ufvc.codec.core import (
+    DEFAULT_QUALITY,
+    DEFAULT_RESET_INTERVAL,
+    Decoder,
+    Encoder,
+)
+from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
+from ufvc.errors import InputFormatError
+from ufvc.io import open_reader, open_writer
+from ufvc.io.types import Frame, VideoInfo
+from ufvc.metrics import SequencePsnr
+from ufvc.models.registry import CodecModel, create_model, list_models, load_model_file
+
+DEFAULT_MODEL = "ufvc-s"
+
+ModelSpec = str | os.PathLike[str] | CodecModel | None
+
+
+def load_model(spec: ModelSpec = None, *, device: str | torch.device = "cpu") -> CodecModel:
+    """A model from a registry name, a `.ufvm` file, or the default model when None."""
+    if isinstance(spec, CodecModel):
+        return spec.to(device)
+    name = DEFAULT_MODEL if spec is None else os.fspath(spec)
+    if name in list_models():
+        return create_model(name, device=device)
+    if Path(name).is_file():
+        return load_model_file(name, device=device)
+    raise InputFormatError(
+        f"unknown model {name!r}: give a .ufvm file or one of {', '.join(list_models())}"
+    )
+
+
+@dataclass
+class EncodeSummary:
+    """What an encode produced and measured."""
+
+    frames: int
+    width: int
+    height: int
+    fps: float
+    bytes: int
+    psnr: SequencePsnr
+    seconds: float
+
+    @property
+    def bpp(self) -> float:
+        return 8 * self.bytes / (self.frames * self.width * self.height)
+
+    @property
+    def kbps(self) -> float:
+        return 8 * self.bytes * self.fps / self.frames / 1000
+
+    @property
+    def encode_fps(self) -> float:
+        return self.frames / self.seconds if self.seconds > 0 else float("inf")
+
+
+def encode(
+    source: str | os.PathLike[str],
+    output: str | os.PathLike[str],
+    *,
+    model: ModelSpec = None,
+    quality: int = DEFAULT_QUALITY,
+    max_frames: int | None = None,
+    reset_interval: int = DEFAULT_RESET_INTERVAL,
+    intra_period: int = 0,
+    skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
+    recon: str | os.PathLike[str] | None = None,
+    device: str | torch.device = "cpu",
+    reader_options: dict[str, Any] | None = None,
+    progress: Callable[[int], None] | None = None,
+) -> EncodeSummary:
+    """Encode a video file into a `.ufv` file, one chunk in memory at a time.
+
+    `recon` also writes the encoder's own reconstruction (what `decode` will give).
+    `progress` is called with the number of frames each completed record holds.
+    """
+    codec_model = load_model(model, device=device)
+    psnr = SequencePsnr()
+    started = time.perf_counter()
+    with ExitStack() as stack:
+        reader = stack.enter_context(open_reader(source, **(reader_options or {})))
+        info = reader.info
+        total = info.num_frames
+        if max_frames is not None:
+            if max_frames < 1:
+                raise InputFormatError(f"--frames must be >= 1, got {max_frames}")
+            total = min(total, max_frames) if total else max_frames
+        encoder = Encoder(codec_model, info.with_(num_frames=total), quality=quality,
+                          reset_interval=reset_interval, intra_period=intra_period,
+                          skip_threshold=skip_threshold, device=device)
+        writer = stack.enter_context(StreamWriter(output, encoder.header))
+        recon_writer = (stack.enter_context(open_writer(recon, info.with_(num_frames=total)))
+                        if recon is not None else None)
+        count = 0
+
+        def emit(records) -> None:
+            for coded in records:
+                writer.write(coded.record)
+                for src, rec in zip(coded.source, coded.recon, strict=True):
+                    psnr.add(src, rec)
+                    if recon_writer is not None:
+                        recon_writer.write(rec)
+                if progress is not None:
+                    progress(len(coded.recon))
+
+        for frame in reader:
+            if max_frames is not None and count >= max_frames:
+                break
+            emit(encoder.encode(frame))
+            count += 1
+        if count == 0:
+            raise InputFormatError(f"{source} holds no frames")
+        emit(encoder.flush())
+        if total and count != total:
+            raise InputFormatError(f"{source} ended after {count} of {total} frames")
+    seconds = time.perf_counter() - started
+    size = Path(output).stat().st_size
+    return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds)
+
+
+class DecodeStream:
+    """An open `.ufv` file: `info`, then its frames by iteration (a context manager)."""
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        model: ModelSpec = None,
+        device: str | torch.device = "cpu",
+    ) -> None:
+        self._reader = StreamReader(path)
+        try:
+            header = self._reader.header
+            self.header = header
+            self.decoder = Decoder(load_model(model or header.model_id, device=device), header,
+                                   device=device)
+        except BaseException:
+            self._reader.close()
+            raise
+        self.info = VideoInfo(
+            width=header.width, height=header.height, fps=header.fps,
+            num_frames=header.frame_count or None, bit_depth=header.bit_depth,
+            chroma=header.chroma, format_name="ufv",
+        )
+
+    def __iter__(self) -> Iterator[Frame]:
+        return self.decoder.decode_all(self._reader)
+
+    def close(self) -> None:
+        self._reader.close()
+
+    def __enter__(self) -> DecodeStream:
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
+
+
+def open_stream(
+    path: str | os.PathLike[str], *, model: ModelSpec = None, device: str | torch.device = "cpu"
+) -> DecodeStream:
+    """Open a `.ufv` file for decoding; the model defaults to the one the stream names."""
+    return DecodeStream(path, model=model, device=device)
+
+
+def decode(
+    path: str | os.PathLike[str], *, model: ModelSpec = None, device: str | torch.device = "cpu"
+) -> Iterator[Frame]:
+    """The frames of a `.ufv` file, decoded one record at a time."""
+    with open_stream(path, model=model, device=device) as stream:
+        yield from stream

@@ -1,0 +1,44 @@
+"""`ufvc decode IN.ufv -o OUT`: decode a .ufv file to y4m, yuv, mp4 or PNG frames."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+
+from tqdm import tqdm
+
+from ufvc.codec import open_stream
+from ufvc.commands.encode import add_model_options
+from ufvc.io import open_writer
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "decode",
+        help="decode a .ufv file",
+        description="Decode a .ufv file. The output format follows the name: .y4m, .yuv, "
+        ".mp4/.mkv (H.264 for viewing), or a folder / frames/%%05d.png pattern for PNGs.",
+    )
+    parser.add_argument("input", help="the .ufv file")
+    parser.add_argument("-o", "--output", required=True, help="decoded video")
+    add_model_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    started = time.perf_counter()
+    count = 0
+    with open_stream(args.input, model=args.model, device=args.device) as stream:
+        bar = tqdm(total=stream.info.num_frames, unit="frame", desc="decode",
+                   disable=args.quiet, file=sys.stderr, leave=False)
+        with bar, open_writer(args.output, stream.info) as writer:
+            for frame in stream:
+                writer.write(frame)
+                count += 1
+                bar.update()
+    seconds = time.perf_counter() - started
+    print(f"{args.output}: {count} frames {stream.info.width}x{stream.info.height}, "
+          f"{count / seconds:.2f} frames/s")
+    return 0

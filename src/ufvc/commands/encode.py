@@ -1,0 +1,78 @@
+"""`ufvc encode IN -o OUT.ufv`: compress a video into a .ufv file."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from tqdm import tqdm
+
+from ufvc.codec import DEFAULT_MODEL, DEFAULT_QUALITY, DEFAULT_RESET_INTERVAL, encode
+from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
+from ufvc.io.cli_options import add_input_options, reader_options
+
+
+def add_model_options(parser: argparse.ArgumentParser) -> None:
+    """--model and --device, shared by encode and decode."""
+    parser.add_argument(
+        "--model",
+        metavar="NAME|PATH",
+        help=f"built-in model name or a .ufvm file (default: {DEFAULT_MODEL} when encoding, "
+        "the stream's own model when decoding)",
+    )
+    parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "encode",
+        help="compress a video into a .ufv file",
+        description="Compress a video (y4m, raw yuv, PNG frames, or anything FFmpeg reads) "
+        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER.",
+    )
+    parser.add_argument("input", help="source video")
+    parser.add_argument("-o", "--output", required=True, help="the .ufv file to write")
+    parser.add_argument(
+        "-q", "--quality", type=int, default=DEFAULT_QUALITY, metavar="0..63",
+        help=f"quality level, higher is better (default {DEFAULT_QUALITY})",
+    )
+    parser.add_argument("--frames", type=int, metavar="K", help="code only the first K frames")
+    parser.add_argument(
+        "--reset-interval", type=int, default=DEFAULT_RESET_INTERVAL, metavar="R",
+        help=f"rebuild the temporal memory every R frames, 0 = never (default "
+        f"{DEFAULT_RESET_INTERVAL})",
+    )
+    parser.add_argument(
+        "--intra-period", type=int, default=0, metavar="P",
+        help="intra-code every P-th frame, 0 = only the first (default 0)",
+    )
+    parser.add_argument(
+        "--skip-threshold", type=float, default=DEFAULT_SKIP_THRESHOLD, metavar="S",
+        help=f"leave latent symbols with predicted scale <= S uncoded (default "
+        f"{DEFAULT_SKIP_THRESHOLD})",
+    )
+    parser.add_argument("--recon", metavar="FILE", help="also write the encoder's reconstruction")
+    add_model_options(parser)
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_input_options(parser)
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    bar = tqdm(unit="frame", desc="encode", disable=args.quiet, file=sys.stderr, leave=False)
+    with bar:
+        summary = encode(
+            args.input, args.output, model=args.model, quality=args.quality,
+            max_frames=args.frames, reset_interval=args.reset_interval,
+            intra_period=args.intra_period, skip_threshold=args.skip_threshold,
+            recon=args.recon, device=args.device, reader_options=reader_options(args),
+            progress=bar.update,
+        )
+    psnr = summary.psnr.mean()
+    print(
+        f"{args.output}: {summary.frames} frames {summary.width}x{summary.height}, "
+        f"{summary.bytes} bytes, {summary.kbps:.1f} kbps, {summary.bpp:.4f} bpp, "
+        f"PSNR YUV {psnr.yuv611:.2f} dB (Y {psnr.y:.2f} U {psnr.u:.2f} V {psnr.v:.2f}), "
+        f"{summary.encode_fps:.2f} frames/s"
+    )
+    return 0

@@ -1,0 +1,266 @@
+"""Reader and writer base classes, and output staging (write aside, rename on success)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+import shutil
+import weakref
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from pathlib import Path
+from types import TracebackType
+
+from ufvc.errors import InputFormatError, OutputError
+from ufvc.io.planar import plane_shapes
+from ufvc.io.types import Frame, VideoInfo
+
+
+class VideoReader(ABC):
+    """Frames of one video, decoded one at a time (constant memory).
+
+    Use as a context manager and iterate. Each iteration starts again at frame `start`
+    and yields at most `max_frames` frames. `info.num_frames` is the number of frames an
+    iteration yields, or None when the container does not say.
+    """
+
+    codec_name: str | None = None  # the compressed codec, for containers PyAV reads
+
+    def __init__(
+        self, path: Path, info: VideoInfo, *, start: int = 0, max_frames: int | None = None
+    ) -> None:
+        if start < 0:
+            raise InputFormatError(f"start frame must be >= 0, got {start}")
+        if max_frames is not None and max_frames < 0:
+            raise InputFormatError(f"max_frames must be >= 0, got {max_frames}")
+        total = info.num_frames
+        if total is not None and start > 0 and start >= total:
+            raise InputFormatError(f"start frame {start} is past the end of {path} ({total})")
+        self.path = path
+        self.start = start
+        self.max_frames = max_frames
+        self.source_num_frames = total
+        count = None if total is None else total - start
+        if max_frames is not None:
+            count = max_frames if count is None else min(count, max_frames)
+        self.info = info.with_(num_frames=count)
+        self._passes: weakref.WeakSet = weakref.WeakSet()
+
+    @abstractmethod
+    def _read_from(self, start: int) -> Iterator[Frame]:
+        """Frames from index `start` to the end of the source; closes its handles when closed."""
+
+    def __iter__(self) -> Iterator[Frame]:
+        frames = self._limited()
+        self._passes.add(frames)
+        return frames
+
+    def _limited(self) -> Iterator[Frame]:
+        source = self._read_from(self.start)
+        try:
+            for index, frame in enumerate(source):
+                if self.max_frames is not None and index >= self.max_frames:
+                    break
+                yield frame
+        finally:
+            source.close()
+
+    def count_frames(self) -> int:
+        """Frames an iteration yields: from the header when known, otherwise by reading."""
+        if self.info.num_frames is not None:
+            return self.info.num_frames
+        return sum(1 for _ in self)
+
+    def close(self) -> None:
+        """Stop every iteration in progress and release its file handles."""
+        for frames in list(self._passes):
+            frames.close()
+
+    def __enter__(self) -> VideoReader:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        self.close()
+
+
+def _staging_name(target: Path) -> Path:
+    return target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
+
+
+def _describe(error: OSError) -> str:
+    return error.strerror or str(error)
+
+
+class StagedOutput:
+    """A temporary file or folder next to `target` that becomes `target` on commit.
+
+    Being next to the target keeps it on the same file system, so the final rename is
+    atomic for files and for folders that do not exist yet.
+    """
+
+    def __init__(self, target: Path, *, folder: bool = False) -> None:
+        self.target = target
+        self.folder = folder
+        parent = target.parent
+        if not parent.is_dir():
+            raise OutputError(f"cannot write {target}: folder {parent} does not exist")
+        if not folder and target.is_dir():
+            raise OutputError(f"cannot write {target}: it is a folder")
+        if folder and target.exists() and not target.is_dir():
+            raise OutputError(f"cannot write frames to {target}: it is a file")
+        self.path = _staging_name(target)
+        try:
+            if folder:
+                self.path.mkdir()
+            else:
+                # Created here with the user's umask (mkstemp would force 0600).
+                self.path.open("xb").close()
+        except OSError as error:
+            raise OutputError(f"cannot write {target}: {_describe(error)}") from None
+        self._done = False
+
+    def commit(self) -> None:
+        """Move the staged output into place."""
+        if self._done:
+            return
+        self._done = True
+        try:
+            if self.folder and self.target.is_dir():
+                # The folder exists (the writer checked that no frame name clashes).
+                for item in sorted(self.path.iterdir()):
+                    os.replace(item, self.target / item.name)
+                self.path.rmdir()
+            else:
+                os.replace(self.path, self.target)
+        except OSError as error:
+            self._remove()
+            raise OutputError(f"cannot write {self.target}: {_describe(error)}") from None
+
+    def discard(self) -> None:
+        """Remove the staged output."""
+        if not self._done:
+            self._done = True
+            self._remove()
+
+    def _remove(self) -> None:
+        if self.folder:
+            shutil.rmtree(self.path, ignore_errors=True)
+        else:
+            self.path.unlink(missing_ok=True)
+
+
+class VideoWriter(ABC):
+    """Writes frames of one format; the output appears only when `close()` succeeds.
+
+    Use as a context manager: a normal exit publishes the output, an exception inside the
+    `with` block removes everything written so far.
+    """
+
+    def __init__(self, path: Path, info: VideoInfo, *, folder: bool = False) -> None:
+        if info.chroma not in ("420", "444"):
+            raise InputFormatError(f"chroma must be '420' or '444', got {info.chroma!r}")
+        if info.bit_depth not in (8, 10):
+            raise InputFormatError(f"bit depth must be 8 or 10, got {info.bit_depth}")
+        plane_shapes(info.width, info.height, info.chroma)
+        self.path = path
+        self.info = info
+        self.frames_written = 0
+        self._staged = StagedOutput(path, folder=folder)
+        self._closed = False
+        try:
+            self._open()
+        except OSError as error:
+            self._staged.discard()
+            raise OutputError(f"cannot write {path}: {_describe(error)}") from None
+        except BaseException:
+            self._staged.discard()
+            raise
+
+    @property
+    def staging_path(self) -> Path:
+        """Where the output is written until `close()` moves it to `path`."""
+        return self._staged.path
+
+    @abstractmethod
+    def _open(self) -> None:
+        """Start the output at `staging_path` (which already exists, empty)."""
+
+    def write(self, frame: Frame) -> None:
+        """Append one frame; it must match `info` in size, chroma and bit depth."""
+        if self._closed:
+            raise OutputError(f"cannot write to {self.path}: the writer is closed")
+        info = self.info
+        if (frame.width, frame.height) != (info.width, info.height):
+            raise InputFormatError(
+                f"frame {self.frames_written} is {frame.width}x{frame.height}, "
+                f"but {self.path} is {info.width}x{info.height}"
+            )
+        if frame.chroma != info.chroma or frame.bit_depth != info.bit_depth:
+            raise InputFormatError(
+                f"frame {self.frames_written} is {frame.chroma} {frame.bit_depth}-bit, "
+                f"but {self.path} is {info.chroma} {info.bit_depth}-bit"
+            )
+        try:
+            self._write(frame)
+        except OutputError:
+            raise
+        except OSError as error:
+            raise OutputError(f"cannot write {self.path}: {_describe(error)}") from None
+        self.frames_written += 1
+
+    @abstractmethod
+    def _write(self, frame: Frame) -> None:
+        """Write one validated frame to the staged output."""
+
+    @abstractmethod
+    def _finish(self) -> None:
+        """Flush and close the staged output (before it is moved into place)."""
+
+    def close(self) -> None:
+        """Finish the output and move it into place."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            self._finish()
+        except OSError as error:
+            self._staged.discard()
+            if isinstance(error, OutputError):
+                raise
+            raise OutputError(f"cannot write {self.path}: {_describe(error)}") from None
+        except BaseException:
+            self._staged.discard()
+            raise
+        self._staged.commit()
+
+    def abort(self) -> None:
+        """Drop everything written so far; no output appears."""
+        if self._closed:
+            return
+        self._closed = True
+        try:
+            # A failure to finish does not matter: the output is being thrown away.
+            with contextlib.suppress(Exception):
+                self._finish()
+        finally:
+            self._staged.discard()
+
+    def __enter__(self) -> VideoWriter:
+        return self
+
+    def __exit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        if exc_type is None:
+            self.close()
+        else:
+            self.abort()

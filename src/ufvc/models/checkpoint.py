@@ -1,0 +1,293 @@
+"""Checkpoint files: the official release's state dicts and ufvc's own `.ufvm` model files.
+
+Official checkpoints (`cvpr2026_image.pth.tar`, `cvpr2026_video_{hts,htl,ld}.pth.tar`) are
+state dicts, possibly wrapped in a `state_dict` or `net` entry and with `module.` prefixes
+left by DataParallel. Our modules use the official key names, so after unwrapping they
+load with a strict `load_state_dict`.
+
+A `.ufvm` file is one `torch.save` of plain types only (dicts, lists, strings, numbers,
+tensors), read back with `torch.load(weights_only=True)`, so loading never runs pickled
+code::
+
+    {"format": "ufvm", "version": 1,
+     "name": str, "model_id": int,
+     "config": {"intra": {...}, "video": {...}},     # dataclass fields as plain data
+     "state": {"intra": {key: tensor}, "video": {key: tensor}},
+     "digest": str,                                  # hex of weights_digest, checked on load
+     "metadata": {...}}                              # training facts, plain types only
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import pickle
+import struct
+import typing
+import zipfile
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import torch
+from torch import nn
+
+from ufvc.errors import CheckpointError
+
+if TYPE_CHECKING:
+    from ufvc.models.registry import CodecModel
+
+UFVM_FORMAT = "ufvm"
+UFVM_VERSION = 1
+DIGEST_BYTES = 16
+_WRAPPER_KEYS = ("state_dict", "net")
+_DP_PREFIX = "module."
+_LISTED = 5  # keys named per category in a mismatch message
+
+
+# --------------------------------------------------------------------------- digests
+
+
+def state_digest(states: Mapping[str, Mapping[str, torch.Tensor]]) -> bytes:
+    """SHA-256 (first 16 bytes) over several state dicts, e.g. {"intra": ..., "video": ...}.
+
+    Canonical order: entries sorted by "<part>.<key>"; each contributes its UTF-8 name, a
+    NUL, its shape (uint32 count then int64 sizes, little-endian) and its values as
+    little-endian float32 in C order. Hashing float32 values means a model cast to
+    float64 from float32 weights keeps its digest.
+    """
+    entries = sorted(
+        (f"{part}.{key}", tensor) for part, state in states.items() for key, tensor in state.items()
+    )
+    hasher = hashlib.sha256()
+    for name, tensor in entries:
+        hasher.update(name.encode("utf-8") + b"\0")
+        hasher.update(struct.pack(f"<I{tensor.dim()}q", tensor.dim(), *tensor.shape))
+        values = tensor.detach().to("cpu", torch.float32).contiguous().numpy()
+        hasher.update(values.astype("<f4", copy=False).tobytes())
+    return hasher.digest()[:DIGEST_BYTES]
+
+
+# --------------------------------------------------------------------------- loading weights
+
+
+def _first(keys: list[str]) -> str:
+    shown = ", ".join(keys[:_LISTED])
+    return shown + (", ..." if len(keys) > _LISTED else "")
+
+
+def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+    """Strictly load `state` into `module`; on any mismatch raise a CheckpointError that
+    names (the first few of) the missing, unexpected and mis-shaped keys, with counts."""
+    expected = module.state_dict()
+    missing = [key for key in expected if key not in state]
+    unexpected = [key for key in state if key not in expected]
+    misshaped = [
+        f"{key} {tuple(state[key].shape)} vs {tuple(tensor.shape)}"
+        for key, tensor in expected.items()
+        if key in state and tuple(state[key].shape) != tuple(tensor.shape)
+    ]
+    not_tensors = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
+    problems = []
+    if missing:
+        problems.append(f"{len(missing)} missing ({_first(missing)})")
+    if unexpected:
+        problems.append(f"{len(unexpected)} unexpected ({_first(unexpected)})")
+    if misshaped:
+        problems.append(f"{len(misshaped)} mis-shaped (file vs model: {_first(misshaped)})")
+    if not_tensors:
+        problems.append(f"{len(not_tensors)} not tensors ({_first(not_tensors)})")
+    if problems:
+        raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
+    module.load_state_dict(state, strict=True)
+
+
+def load_checkpoint_object(path: str | Path) -> Any:
+    """torch.load restricted to tensors and plain types; any failure is a CheckpointError."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint not found: {path}")
+    try:
+        return torch.load(path, map_location="cpu", weights_only=True)
+    except pickle.UnpicklingError as error:
+        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+        raise CheckpointError(
+            f"{path} holds objects other than tensors and plain data; refusing to unpickle "
+            f"it ({first_line})"
+        ) from error
+    except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
+        raise CheckpointError(f"{path} is not a checkpoint or is damaged ({error})") from error
+
+
+def unwrap_official(data: Any, *, source: str) -> dict[str, torch.Tensor]:
+    """The state dict inside an official checkpoint object: unwrap `state_dict`/`net`,
+    strip the DataParallel `module.` prefix."""
+    if isinstance(data, Mapping):
+        for wrapper in _WRAPPER_KEYS:
+            if wrapper in data and isinstance(data[wrapper], Mapping):
+                data = data[wrapper]
+                break
+    if not isinstance(data, Mapping) or not data:
+        raise CheckpointError(f"{source} holds no state dict")
+    return {
+        (key[len(_DP_PREFIX):] if key.startswith(_DP_PREFIX) else key): value
+        for key, value in data.items()
+    }
+
+
+def read_official(path: str | Path) -> dict[str, torch.Tensor]:
+    """The state dict of an official checkpoint file, unwrapped and with prefixes stripped."""
+    return unwrap_official(load_checkpoint_object(path), source=str(path))
+
+
+def load_official(
+    model: CodecModel,
+    video_path: str | Path | None = None,
+    intra_path: str | Path | None = None,
+) -> None:
+    """Load official checkpoints into `model.video` and/or `model.intra` (strict)."""
+    if video_path is not None:
+        load_weights(model.video, read_official(video_path), source=str(video_path))
+    if intra_path is not None:
+        load_weights(model.intra, read_official(intra_path), source=str(intra_path))
+
+
+# --------------------------------------------------------------------------- configs as data
+
+
+def config_to_data(config: Any) -> dict[str, Any]:
+    """A frozen config dataclass as plain data (enums by value, tuples as lists)."""
+
+    def plain(value: Any) -> Any:
+        if isinstance(value, Enum):
+            return value.value
+        if dataclasses.is_dataclass(value) and not isinstance(value, type):
+            return config_to_data(value)
+        if isinstance(value, tuple | list):
+            return [plain(item) for item in value]
+        return value
+
+    return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+
+
+def config_from_data(cls: type, data: Mapping[str, Any], *, source: str) -> Any:
+    """Rebuild a config dataclass from `config_to_data` output; bad data -> CheckpointError."""
+    if not isinstance(data, Mapping):
+        raise CheckpointError(f"{source}: config of {cls.__name__} is not a table")
+    hints = typing.get_type_hints(cls)
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(data) - names)
+    if unknown:
+        raise CheckpointError(f"{source}: unknown {cls.__name__} fields: {', '.join(unknown)}")
+    values = {}
+    for name, value in data.items():
+        hint = hints[name]
+        try:
+            if isinstance(hint, type) and issubclass(hint, Enum):
+                value = hint(value)
+            elif dataclasses.is_dataclass(hint):
+                value = config_from_data(hint, value, source=source)
+            elif typing.get_origin(hint) is tuple:
+                value = tuple(value)
+        except (ValueError, TypeError) as error:
+            raise CheckpointError(f"{source}: bad {cls.__name__}.{name}: {value!r}") from error
+        values[name] = value
+    try:
+        return cls(**values)
+    except (TypeError, ValueError) as error:
+        raise CheckpointError(f"{source}: invalid {cls.__name__}: {error}") from error
+
+
+# --------------------------------------------------------------------------- .ufvm files
+
+
+@dataclass
+class UfvmFile:
+    """The contents of a `.ufvm` file, after its digest was checked."""
+
+    name: str
+    model_id: int
+    intra_config: dict[str, Any]
+    video_config: dict[str, Any]
+    intra_state: dict[str, torch.Tensor]
+    video_state: dict[str, torch.Tensor]
+    digest: bytes
+    metadata: dict[str, Any] = field(default_factory=dict)
+
+
+def is_ufvm(data: Any) -> bool:
+    """True when a loaded checkpoint object is a ufvc model file."""
+    return isinstance(data, Mapping) and data.get("format") == UFVM_FORMAT
+
+
+def save_ufvm(model: CodecModel, path: str | Path, *, metadata: Mapping[str, Any] | None = None,
+              ) -> bytes:
+    """Write `model` (configs, weights of both codecs, digest) to `path`; return the digest.
+
+    `metadata` (training steps, data, losses...) must hold plain types only.
+    """
+    states = {
+        "intra": {k: v.detach().to("cpu", torch.float32).clone()
+                  for k, v in model.intra.state_dict().items()},
+        "video": {k: v.detach().to("cpu", torch.float32).clone()
+                  for k, v in model.video.state_dict().items()},
+    }
+    digest = state_digest(states)
+    payload = {
+        "format": UFVM_FORMAT,
+        "version": UFVM_VERSION,
+        "name": model.name,
+        "model_id": int(model.model_id),
+        "config": {"intra": config_to_data(model.intra.config),
+                   "video": config_to_data(model.video.config)},
+        "state": states,
+        "digest": digest.hex(),
+        "metadata": dict(metadata or {}),
+    }
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(payload, path)
+    return digest
+
+
+def read_ufvm(path: str | Path) -> UfvmFile:
+    """Read and verify a `.ufvm` file (format, version, structure, weights digest)."""
+    return parse_ufvm(load_checkpoint_object(path), source=str(path))
+
+
+def parse_ufvm(data: Any, *, source: str) -> UfvmFile:
+    """Check a loaded `.ufvm` object and return its contents."""
+    if not is_ufvm(data):
+        raise CheckpointError(f"{source} is not a ufvc model file (.ufvm)")
+    version = data.get("version")
+    if not isinstance(version, int) or version > UFVM_VERSION:
+        raise CheckpointError(
+            f"{source} has model-file version {version!r}; this ufvc reads up to {UFVM_VERSION}"
+        )
+    try:
+        config, state = data["config"], data["state"]
+        parsed = UfvmFile(
+            name=str(data["name"]),
+            model_id=int(data["model_id"]),
+            intra_config=dict(config["intra"]),
+            video_config=dict(config["video"]),
+            intra_state=dict(state["intra"]),
+            video_state=dict(state["video"]),
+            digest=bytes.fromhex(data["digest"]),
+            metadata=dict(data.get("metadata") or {}),
+        )
+    except (KeyError, TypeError, ValueError) as error:
+        raise CheckpointError(f"{source} is a damaged .ufvm file (missing {error})") from error
+    tensors = list(parsed.intra_state.values()) + list(parsed.video_state.values())
+    if not all(isinstance(t, torch.Tensor) for t in tensors):
+        raise CheckpointError(f"{source} is a damaged .ufvm file (non-tensor weights)")
+    actual = state_digest({"intra": parsed.intra_state, "video": parsed.video_state})
+    if actual != parsed.digest:
+        raise CheckpointError(
+            f"{source}: weights digest {actual.hex()} does not match the recorded "
+            f"{parsed.digest.hex()} (file damaged or edited)"
+        )
+    return parsed
+

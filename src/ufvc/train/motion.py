@@ -1,0 +1,109 @@
+"""Still images turned into video: synthetic camera motion plus independently moving objects.
+
+A user with only images can train the video stages on them. Each sequence draws a camera
+path (a pan, a zoom and a rotation, each at a constant rate), a few patches of the image
+that move over the picture on their own (occlusions the temporal prior cannot simply
+copy), and a slow change of brightness. All of it is one bilinear resampling of the
+source image per frame, so motion is sub-pixel.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ufvc.train.config import MotionConfig
+
+
+def _source_grid(
+    points_y: torch.Tensor, points_x: torch.Tensor, height: int, width: int
+) -> torch.Tensor:
+    """Source pixel coordinates as grid_sample's normalised (x, y) (align_corners=False)."""
+    return torch.stack(((2 * points_x + 1) / width - 1, (2 * points_y + 1) / height - 1), dim=-1)
+
+
+def synthesize_motion(
+    image: np.ndarray,
+    length: int,
+    crop: tuple[int, int],
+    motion: MotionConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A sequence uint8 [length, 3, h, w] from one YCbCr image uint8 [3, H, W].
+
+    The camera never samples outside the image when the image is large enough for the
+    drawn path; otherwise the image is mirrored at its borders. Images smaller than the
+    crop are magnified to fit.
+    """
+    _, height, width = image.shape
+    h, w = crop
+    t = torch.arange(length, dtype=torch.float64)
+
+    base_scale = min(1.0, 0.95 * min(height / h, width / w))  # source pixels per output pixel
+    velocity = rng.uniform(-motion.max_pan, motion.max_pan, size=2) * base_scale  # (y, x)
+    zoom = rng.uniform(-motion.max_zoom, motion.max_zoom)
+    spin = math.radians(rng.uniform(-motion.max_rotation, motion.max_rotation))
+    gain_rate = rng.uniform(-motion.max_brightness, motion.max_brightness)
+
+    scale = base_scale * (1.0 + zoom) ** t  # [T]
+    angle = spin * t
+    largest = float(scale.max())
+    turn = min(abs(spin) * (length - 1), math.pi / 2)
+    half_extent = (
+        0.5 * largest * (h * math.cos(turn) + w * math.sin(turn)),
+        0.5 * largest * (w * math.cos(turn) + h * math.sin(turn)),
+    )
+    travel = velocity * (length - 1)
+    centre = []
+    for axis, size in enumerate((height, width)):
+        low = half_extent[axis] - min(0.0, travel[axis])
+        high = size - half_extent[axis] - max(0.0, travel[axis])
+        centre.append(rng.uniform(low, high) if low < high else 0.5 * (low + high))
+    centre_t = torch.tensor(centre, dtype=torch.float64)[None, :] + t[:, None] * torch.tensor(
+        velocity, dtype=torch.float64
+    )  # [T, 2] (y, x), in source pixel coordinates (pixel k has its centre at k)
+
+    v = torch.arange(h, dtype=torch.float64) - (h - 1) / 2
+    u = torch.arange(w, dtype=torch.float64) - (w - 1) / 2
+    vv, uu = torch.meshgrid(v, u, indexing="ij")  # [h, w]
+    cos, sin = torch.cos(angle)[:, None, None], torch.sin(angle)[:, None, None]
+    s = scale[:, None, None]
+    src_y = centre_t[:, 0, None, None] + s * (sin * uu + cos * vv)
+    src_x = centre_t[:, 1, None, None] + s * (cos * uu - sin * vv)
+
+    for _ in range(int(rng.integers(0, motion.max_patches + 1))):
+        fractions = rng.uniform(*motion.patch_size, size=2)
+        ph, pw = max(1, round(fractions[0] * h)), max(1, round(fractions[1] * w))
+        span_y, span_x = ph * base_scale, pw * base_scale
+        origin = (rng.uniform(0, max(height - span_y, 0)), rng.uniform(0, max(width - span_x, 0)))
+        start = (rng.uniform(0, h - ph), rng.uniform(0, w - pw))
+        speed = rng.uniform(-motion.max_patch_speed, motion.max_patch_speed, size=2)
+        for k in range(length):
+            top, left = start[0] + speed[0] * k, start[1] + speed[1] * k
+            r0, c0 = math.floor(top), math.floor(left)
+            r1, c1 = max(r0, 0), max(c0, 0)
+            r2, c2 = min(r0 + ph, h), min(c0 + pw, w)
+            if r1 >= r2 or c1 >= c2:
+                continue
+            rows = torch.arange(r1, r2, dtype=torch.float64)[:, None]
+            cols = torch.arange(c1, c2, dtype=torch.float64)[None, :]
+            src_y[k, r1:r2, c1:c2] = origin[0] + base_scale * (rows - top)
+            src_x[k, r1:r2, c1:c2] = origin[1] + base_scale * (cols - left)
+
+    grid = _source_grid(src_y, src_x, height, width).float()  # [T, h, w, 2]
+    source = torch.from_numpy(np.ascontiguousarray(image)).float()[None]  # [1, 3, H, W]
+    frames = F.grid_sample(
+        source,
+        grid.reshape(1, length * h, w, 2),
+        mode="bilinear",
+        padding_mode="reflection",
+        align_corners=False,
+    ).reshape(3, length, h, w).transpose(0, 1)  # [T, 3, h, w]
+
+    gain = (1.0 + gain_rate * t).float()[:, None, None, None]
+    neutral = torch.tensor([0.0, 127.5, 127.5])[None, :, None, None]
+    frames = (frames - neutral) * gain + neutral
+    return frames.round().clamp(0, 255).to(torch.uint8).numpy()

@@ -1,0 +1,113 @@
+"""The CSV training log and its plot.
+
+One row per logging interval of training (`split` "train", means over the interval) and
+per validation (`split` "val" for the mean over the validation qps, "val_qpNN" for each).
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+from pathlib import Path
+
+from ufvc.errors import InputFormatError
+
+LOG_FIELDS = ("step", "stage", "split", "loss", "bpp", "psnr", "lr", "time", "samples_per_s")
+
+
+class CsvLog:
+    """Appends rows to a CSV log, flushed after each row so a crash loses nothing.
+
+    With `resume_step`, rows past that step (written after the checkpoint being resumed)
+    are dropped first, so the log matches the resumed run.
+    """
+
+    def __init__(self, path: Path, *, resume_step: int | None = None) -> None:
+        self.path = path
+        rows = read_log(path) if resume_step is not None and path.is_file() else []
+        kept = [r for r in rows if int(r["step"]) <= (resume_step or 0)]
+        path.parent.mkdir(parents=True, exist_ok=True)
+        self._file = path.open("w", newline="")
+        self._writer = csv.DictWriter(self._file, fieldnames=LOG_FIELDS)
+        self._writer.writeheader()
+        for row in kept:
+            self._writer.writerow({k: row.get(k, "") for k in LOG_FIELDS})
+        self._file.flush()
+
+    def write(self, **row: object) -> None:
+        values = {}
+        for key in LOG_FIELDS:
+            value = row.get(key, "")
+            values[key] = f"{value:.6g}" if isinstance(value, float) else value
+        self._writer.writerow(values)
+        self._file.flush()
+
+    def close(self) -> None:
+        self._file.close()
+
+
+def read_log(path: Path) -> list[dict[str, str]]:
+    """The rows of a training log."""
+    try:
+        with path.open(newline="") as file:
+            reader = csv.DictReader(file)
+            if reader.fieldnames is None or not {"step", "split"} <= set(reader.fieldnames):
+                raise InputFormatError(f"{path}: not a ufvc training log (no step/split columns)")
+            return list(reader)
+    except FileNotFoundError:
+        raise InputFormatError(f"training log not found: {path}") from None
+
+
+def _series(rows: list[dict[str, str]], split: str, key: str) -> tuple[list[int], list[float]]:
+    steps, values = [], []
+    for row in rows:
+        if row["split"] != split or not row.get(key):
+            continue
+        value = float(row[key])
+        if math.isfinite(value):
+            steps.append(int(row["step"]))
+            values.append(value)
+    return steps, values
+
+
+def plot_log(log_path: Path, output: Path) -> None:
+    """Draw loss, bpp and PSNR against steps (training and validation) into an image file."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = read_log(log_path)
+    if not rows:
+        raise InputFormatError(f"{log_path}: the log has no rows yet")
+    figure, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
+    labels = {"loss": "RD loss (lambda*D + bpp)", "bpp": "bpp", "psnr": "YUV PSNR (dB)"}
+    boundaries = []
+    previous = None
+    for row in rows:
+        if row["split"] == "train" and row["stage"] != previous:
+            if previous is not None:
+                boundaries.append((int(row["step"]), row["stage"]))
+            previous = row["stage"]
+    for axis, key in zip(axes, ("loss", "bpp", "psnr")):
+        for split, style in (("train", "-"), ("val", "o-")):
+            steps, values = _series(rows, split, key)
+            if steps:
+                axis.plot(steps, values, style, label=split, markersize=3)
+        for step, stage in boundaries:
+            axis.axvline(step, color="grey", linestyle=":", linewidth=1)
+            if key == "loss":
+                axis.annotate(stage, (step, 1.0), xycoords=("data", "axes fraction"),
+                              xytext=(3, -12), textcoords="offset points", fontsize=8)
+        if key == "loss":
+            axis.set_yscale("log")  # losses of different stages differ by orders
+        axis.set_ylabel(labels[key])
+        axis.grid(alpha=0.3)
+    axes[0].legend()
+    axes[-1].set_xlabel("step")
+    figure.suptitle(log_path.name)
+    figure.tight_layout()
+    try:
+        figure.savefig(output, dpi=110)
+    finally:
+        plt.close(figure)
