@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -131,6 +132,24 @@ def test_multi_stream_round_trip(models, num_streams):
     decoded = decode_gaussian(models, data, [bins for _, bins in calls])
     for (symbols, bins), out in zip(calls, decoded, strict=True):
         assert (out == np.where(bins == SKIPPED, 0, symbols)).all()
+
+
+def test_thread_pool_gives_the_same_bytes_and_symbols(models):
+    symbols, bins = realistic_y(30_000, seed=14)
+    z = np.arange(-80, 80, dtype=np.int32).reshape(16, 10)
+    channels = np.broadcast_to(np.arange(16)[:, None], z.shape)
+    payloads = []
+    with ThreadPoolExecutor(4) as pool:
+        for executor in (None, pool):
+            writer = SymbolWriter(models, num_streams=4, executor=executor)
+            writer.write_gaussian(symbols, bins)
+            writer.write_factorized(z, 3, channels)
+            payloads.append(writer.finish())
+        assert payloads[0] == payloads[1]
+        reader = SymbolReader(models, payloads[0], executor=pool)
+        assert (reader.read_gaussian(bins) == np.where(bins == SKIPPED, 0, symbols)).all()
+        assert (reader.read_factorized(3, channels) == z).all()
+        reader.ensure_consumed()
 
 
 def table_bits(models, symbols, bins) -> float:

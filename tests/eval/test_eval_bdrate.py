@@ -105,8 +105,8 @@ def test_partly_overlapping_curves_get_a_note() -> None:
     test = RdCurve.from_points([0.1, 0.2, 0.4, 0.8], [33.0, 35.0, 37.0, 39.0])
     result = bd_rate(anchor, test)
     assert result.percent < 0
-    assert result.notes == ("quality ranges overlap by 33% only (of their union); the figure "
-                            "averages over that part",)
+    assert result.notes == ("quality ranges overlap by 33.3 % only (of their union); the "
+                            "figure averages over that part",)
     assert bd_rate(anchor, anchor).notes == ()
 
 

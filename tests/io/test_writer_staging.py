@@ -24,15 +24,16 @@ def test_output_appears_only_when_the_writer_closes(tmp_path, random_frames, tar
     if target.startswith("seq/"):
         (tmp_path / "seq").mkdir()
     path = tmp_path / target
-    before = published(tmp_path)
+    # What a reader of the destination sees: the file, or the frames in the folder.
+    visible = tmp_path / target.split("/")[0] if target.endswith("/") else path
+    if target.startswith("seq/"):
+        visible = tmp_path / "seq" / "0000.png"
     with open_writer(str(path), INFO) as writer:
         for frame in random_frames(16, 8, 3):
             writer.write(frame)
-        assert not path.exists() or target.startswith("seq/")
-        assert (tmp_path / "seq" / "0000.png").exists() is False
-    written = tmp_path / target.split("/")[0] if "/" in target else path
-    assert written.exists()
-    assert len(published(tmp_path)) == len(before) + (0 if target.startswith("seq/") else 1)
+        assert not visible.exists()
+    assert visible.exists()
+    assert not [p for p in tmp_path.rglob("*") if p.name.endswith(".partial")]
     with open_reader(str(path), size=(16, 8)) as reader:
         assert reader.count_frames() == 3
 
@@ -56,9 +57,17 @@ def test_mismatched_frame_raises_and_leaves_nothing(tmp_path, random_frames):
         with open_writer(tmp_path / "out.y4m", INFO) as writer:
             writer.write(random_frames(16, 8, 1)[0])
             writer.write(random_frames(8, 8, 1)[0])
-    with pytest.raises(InputFormatError, match="frame 0 is 444 8-bit, but .* is 420 8-bit"):
+    with pytest.raises(InputFormatError, match="frame 0 is 4:4:4 8-bit, but .* is 4:2:0 8-bit"):
         with open_writer(tmp_path / "out.y4m", INFO) as writer:
             writer.write(random_frames(16, 8, 1, chroma="444")[0])
+    assert published(tmp_path) == []
+
+
+def test_writer_dropped_without_close_leaves_nothing(tmp_path, random_frames):
+    writer = open_writer(tmp_path / "out.y4m", INFO)
+    writer.write(random_frames(16, 8, 1)[0])
+    assert len(published(tmp_path)) == 1  # the hidden staging file
+    del writer
     assert published(tmp_path) == []
 
 

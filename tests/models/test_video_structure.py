@@ -148,6 +148,8 @@ def test_bad_inputs_raise_input_format_error():
         model.code_chunk(_frames(1, 2, 64, 48), qp, state, EstimateChannel())
     with pytest.raises(InputFormatError):  # decoding needs the frame size
         model.code_chunk(None, qp, state, EstimateChannel())
+    with pytest.raises(InputFormatError):  # one qp per sample
+        model.code_chunk(_frames(1, 2, 32, 48), torch.tensor([1, 2]), state, EstimateChannel())
     with pytest.raises(InputFormatError):
         model.init_state(torch.zeros(1, 1, 32, 48))
 

@@ -93,20 +93,18 @@ def encode(
     codec_model = load_model(model, device=device)
     psnr = SequencePsnr()
     started = time.perf_counter()
+    if max_frames is not None and max_frames < 1:
+        raise InputFormatError(f"frame limit must be >= 1, got {max_frames}")
     with ExitStack() as stack:
-        reader = stack.enter_context(open_reader(source, **(reader_options or {})))
+        reader = stack.enter_context(
+            open_reader(source, max_frames=max_frames, **(reader_options or {}))
+        )
         info = reader.info
-        total = info.num_frames
-        if max_frames is not None:
-            if max_frames < 1:
-                raise InputFormatError(f"--frames must be >= 1, got {max_frames}")
-            total = min(total, max_frames) if total else max_frames
-        encoder = Encoder(codec_model, info.with_(num_frames=total), quality=quality,
-                          reset_interval=reset_interval, intra_period=intra_period,
-                          skip_threshold=skip_threshold, device=device)
+        encoder = Encoder(codec_model, info, quality=quality, reset_interval=reset_interval,
+                          intra_period=intra_period, skip_threshold=skip_threshold,
+                          device=device)
         writer = stack.enter_context(StreamWriter(output, encoder.header))
-        recon_writer = (stack.enter_context(open_writer(recon, info.with_(num_frames=total)))
-                        if recon is not None else None)
+        recon_writer = stack.enter_context(open_writer(recon, info)) if recon else None
         count = 0
 
         def emit(records) -> None:
@@ -120,15 +118,13 @@ def encode(
                     progress(len(coded.recon))
 
         for frame in reader:
-            if max_frames is not None and count >= max_frames:
-                break
             emit(encoder.encode(frame))
             count += 1
         if count == 0:
             raise InputFormatError(f"{source} holds no frames")
         emit(encoder.flush())
-        if total and count != total:
-            raise InputFormatError(f"{source} ended after {count} of {total} frames")
+        if info.num_frames and count != info.num_frames:
+            raise InputFormatError(f"{source} ended after {count} of {info.num_frames} frames")
     seconds = time.perf_counter() - started
     size = Path(output).stat().st_size
     return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds)

@@ -9,6 +9,9 @@ compute the same scales (see docs/determinism.md).
 
 from __future__ import annotations
 
+import time
+from functools import wraps
+
 import numpy as np
 import torch
 
@@ -34,6 +37,20 @@ def _z_channels(shape: tuple[int, ...]) -> np.ndarray:
     return np.broadcast_to(index, (batch, channels, height, width)).reshape(-1)
 
 
+def _timed(method):
+    """Add the wall-clock time of `method` to the channel's `coding_seconds`."""
+
+    @wraps(method)
+    def run(self, *args, **kwargs):
+        started = time.perf_counter()
+        try:
+            return method(self, *args, **kwargs)
+        finally:
+            self.coding_seconds += time.perf_counter() - started
+
+    return run
+
+
 class EncoderChannel:
     """Quantises residuals and records the symbols an encoder must write."""
 
@@ -44,16 +61,20 @@ class EncoderChannel:
         self.z_channels: np.ndarray | None = None
         self.streamlined = False
         self.y_steps: list[tuple[np.ndarray, np.ndarray]] = []  # (symbols, bins) per step
+        self.coding_seconds = 0.0  # time in symbol handling and arithmetic coding
 
+    @_timed
     def exchange_z(self, z, density: FactorizedDensity, qp, shape):
         z_hat = torch.round(z).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
         self.z_symbols = z_hat.detach().to("cpu", torch.int32).numpy().reshape(-1)
         self.z_channels = _z_channels(tuple(z_hat.shape))
         return z_hat
 
+    @_timed
     def begin_y(self, scales, masks) -> None:
         self.streamlined = scales is not None
 
+    @_timed
     def exchange_y(self, step, residual, scales, mask):
         bins = self.tables.coding_bins(_masked(scales, mask), self.skip_threshold)
         coded = torch.zeros_like(residual)
@@ -64,6 +85,7 @@ class EncoderChannel:
         self.y_steps.append((q.to("cpu", torch.int32).numpy(), bins))
         return coded
 
+    @_timed
     def write(self, z_writer: SymbolWriter, y_writer: SymbolWriter, qp: int) -> None:
         """Code the recorded symbols: z per channel, y in one call (streamlined) or per step."""
         if self.z_symbols is None:
@@ -95,7 +117,9 @@ class DecoderChannel:
         self.y_reader = y_reader
         self.qp = qp
         self._parsed: list[np.ndarray] | None = None
+        self.coding_seconds = 0.0  # time in symbol handling and arithmetic decoding
 
+    @_timed
     def exchange_z(self, z, density, qp, shape):
         symbols = self.z_reader.read_factorized(self.qp, _z_channels(tuple(shape)))
         device = density.h.device
@@ -103,6 +127,7 @@ class DecoderChannel:
             *shape
         )
 
+    @_timed
     def begin_y(self, scales, masks) -> None:
         if scales is None:
             return
@@ -113,6 +138,7 @@ class DecoderChannel:
         bounds = np.cumsum([len(b) for b in bins])[:-1]
         self._parsed = list(np.split(symbols, bounds))
 
+    @_timed
     def exchange_y(self, step, residual, scales, mask):
         if self._parsed is not None:
             symbols = self._parsed[step]

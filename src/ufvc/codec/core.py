@@ -12,8 +12,8 @@ producing) output that differs from the encoder's reconstruction.
 
 from __future__ import annotations
 
-import hashlib
 import struct
+import time
 import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -35,7 +35,7 @@ from ufvc.io.color import frames_to_tensor, tensors_to_frames
 from ufvc.io.types import Frame, VideoInfo
 from ufvc.models.registry import CodecModel
 from ufvc.models.video import ChunkState
-from ufvc.nn.pointwise import use_pointwise_matmul
+from ufvc.nn.deterministic import use_deterministic_convs
 
 NUM_QUALITY_LEVELS = 64  # quality 63 is the best; the networks' qp index
 DEFAULT_QUALITY = 40
@@ -72,16 +72,20 @@ class CodingTables:
 
         intra_z = z_tables(model.intra.bit_estimator_z)
         video_z = z_tables(model.video.bit_estimator_z)
-        digest = hashlib.sha256(
-            entropy_digest(gaussian, intra_z) + entropy_digest(gaussian, video_z)
-        ).digest()[:16]
+        digest = entropy_digest(gaussian, intra_z, video_z)
         return cls(gaussian, CoderModels(gaussian, intra_z), CoderModels(gaussian, video_z), digest)
 
 
 def prepare_model(model: CodecModel) -> CodecModel:
-    """Put a model in the state the codec needs: eval mode, thread-count-invariant 1x1 convs."""
+    """Put a model in the state the codec needs: eval mode, thread-count-invariant convolutions.
+
+    On CUDA, TF32 is switched off: it flips symbols between runs of the same stream.
+    """
     model.eval()
-    use_pointwise_matmul(model)
+    use_deterministic_convs(model)
+    if any(p.is_cuda for p in model.parameters()):
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
     return model
 
 
@@ -93,6 +97,20 @@ def recon_crc(frames: list[Frame]) -> int:
             crc = zlib.crc32(np.ascontiguousarray(plane).astype(plane.dtype.newbyteorder("<"))
                              .tobytes(), crc)
     return crc
+
+
+@dataclass
+class Timing:
+    """Where coding time went: the networks, and symbol handling with arithmetic coding."""
+
+    network_seconds: float = 0.0
+    entropy_seconds: float = 0.0
+    frames: int = 0
+
+    def add(self, total: float, entropy: float, frames: int) -> None:
+        self.network_seconds += total - entropy
+        self.entropy_seconds += entropy
+        self.frames += frames
 
 
 @dataclass
@@ -164,6 +182,7 @@ class Encoder:
         self._last_intra = 0
         self._next_frame = 0
         self._pending = _Pending()
+        self.timing = Timing()
 
     def encode(self, frame: Frame) -> list[CodedRecord]:
         """Take one frame; return the records it completes (possibly none)."""
@@ -206,6 +225,7 @@ class Encoder:
     def _code_intra(self, frame: Frame, index: int) -> CodedRecord:
         channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor([frame])
+        started = time.perf_counter()
         result = self.model.intra.code_frame(x, self._qp, channel)
         x_hat = result.x_hat.clamp(-0.5, 0.5)
         # The clamped reconstruction is the reference, as in the release's inference.
@@ -214,6 +234,7 @@ class Encoder:
         recon = self._to_frames(x_hat)
         record = self._record(RecordType.INTRA, index, [frame], False, channel,
                               self.tables.intra, recon)
+        self.timing.add(time.perf_counter() - started, channel.coding_seconds, 1)
         return CodedRecord(record, recon, [frame])
 
     @torch.inference_mode()
@@ -227,11 +248,13 @@ class Encoder:
         )
         channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor(padded).unsqueeze(0)
+        started = time.perf_counter()
         result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
         self._state = result.state
         recon = self._to_frames(result.x_hat[0, : len(frames)].clamp(-0.5, 0.5))
         record = self._record(RecordType.CHUNK, first, frames, reset, channel,
                               self.tables.video, recon)
+        self.timing.add(time.perf_counter() - started, channel.coding_seconds, len(frames))
         return CodedRecord(record, recon, frames)
 
 
@@ -260,6 +283,7 @@ class Decoder:
             )
         self._state: ChunkState | None = None
         self._size = (header.height, header.width)
+        self.timing = Timing()
 
     def _channel(self, record: Record, models: CoderModels) -> DecoderChannel:
         if len(record.parts) < 3 or len(record.parts[2]) != RECON_CRC.size:
@@ -275,6 +299,7 @@ class Decoder:
     @torch.inference_mode()
     def decode(self, record: Record) -> list[Frame]:
         """The frames of one data record."""
+        started = time.perf_counter()
         qp = torch.tensor([record.qp], device=self.device)
         if record.type == RecordType.INTRA:
             channel = self._channel(record, self.tables.intra)
@@ -296,6 +321,7 @@ class Decoder:
         channel.y_reader.ensure_consumed()
         frames = tensors_to_frames(x_hat, chroma=self.header.chroma,
                                    bit_depth=self.header.bit_depth)
+        self.timing.add(time.perf_counter() - started, channel.coding_seconds, len(frames))
         (expected,) = RECON_CRC.unpack(record.parts[2])
         if recon_crc(frames) != expected:
             raise CorruptStreamError(

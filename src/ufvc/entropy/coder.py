@@ -14,24 +14,30 @@ Everything that affects the bits is fixed here:
   state, 24-bit probabilities), first in first out, so a decoder can parse one payload
   in several calls (one per spatial-prior step) while the networks run in between;
 * models: `Categorical(frequencies as float64, perfect=False)`. constriction turns the
-  2**P integer frequencies into 24-bit ones with its "fast" rule
-  left_cumulative_i = floor(C_i * (2**24 - n) / 2**P) + i, which is deterministic
-  because the inputs are exact integers;
+  2**P integer frequencies into 24-bit ones with its fast rule
+  (`from_floating_point_probabilities_fast`):
+  left_cumulative_i = floor(C_i * (2**24 - n) / 2**P) + i, deterministic because the
+  inputs are exact integers. A golden test pins the resulting bytes, so a constriction
+  release that changed the rule would be caught;
 * escapes: `Uniform(32)` for (sign, length) and `Uniform(2**k)` for k mantissa bits;
 * a 16-bit check value closes every stream, so parsing with the wrong tables or too
   little data is detected by `SymbolReader.ensure_consumed`.
 
 Parallel streams: `num_streams` splits each call's symbols into contiguous segments,
-each coded into its own range coder. constriction 0.5 holds the GIL while coding
-(measured in benchmarks/bench_entropy.py: two threads are no faster than one), so the
-segments are coded one after the other; the split is kept in the format so that a
-native decoder can parse the segments in parallel.
+each coded into its own range coder; given an `executor`, the segments are coded
+concurrently. constriction 0.5 holds the GIL for the whole of each encode or decode
+call (a 0.5 s decode call stalled another Python thread for 0.5 s), so threads only
+overlap the numpy work between those calls; benchmarks/bench_entropy.py measures what
+that gains. The split is in the format regardless, so that a GIL-free decoder can
+parse the segments fully in parallel.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from concurrent.futures import Executor
 from contextlib import contextmanager
+from typing import TypeVar
 
 import constriction
 import numpy as np
@@ -53,6 +59,7 @@ _CHECK_MODEL = Uniform(1 << 16)
 _ESCAPE_PREFIX_SIZE = 32
 _ESCAPE_PREFIX_MODEL = Uniform(_ESCAPE_PREFIX_SIZE)
 _UNIFORM_FAMILY = Uniform()
+T = TypeVar("T")
 
 
 def _categorical(frequencies: np.ndarray) -> Categorical:
@@ -164,62 +171,129 @@ def _decode_escapes(decoder: RangeDecoder, count: int, low, high) -> np.ndarray:
     return values.astype(np.int32)
 
 
-class SymbolWriter:
-    """Collects coding calls into one payload; `finish()` returns its bytes."""
+def _encode_gaussian_segment(
+    encoder: RangeEncoder, symbols: np.ndarray, bins: np.ndarray, models: CoderModels
+) -> None:
+    tables, categoricals = models.gaussian, models.gaussian_models()
+    coded = bins != SKIPPED
+    order = np.argsort(bins[coded], kind="stable")
+    sorted_bins = bins[coded][order]
+    values = symbols[coded][order]
+    half = tables.ranges[sorted_bins]
+    inside = np.abs(values) <= half
+    index = np.where(inside, values + half, 2 * half + 1).astype(np.int32)
+    for b, lo, hi in _group_bounds(sorted_bins, tables.num_bins):
+        encoder.encode(index[lo:hi], categoricals[b])
+    escaped = ~inside
+    _encode_escapes(encoder, values[escaped], -half[escaped], half[escaped])
 
-    def __init__(self, models: CoderModels, num_streams: int = 1) -> None:
+
+def _decode_gaussian_segment(
+    decoder: RangeDecoder, bins: np.ndarray, models: CoderModels
+) -> np.ndarray:
+    tables, categoricals = models.gaussian, models.gaussian_models()
+    positions = np.flatnonzero(bins != SKIPPED)
+    order = np.argsort(bins[positions], kind="stable")
+    sorted_bins = bins[positions][order]
+    index = np.empty(sorted_bins.size, dtype=np.int32)
+    with _corrupt_on_decoder_error():
+        for b, lo, hi in _group_bounds(sorted_bins, tables.num_bins):
+            index[lo:hi] = decoder.decode(categoricals[b], hi - lo)
+        half = tables.ranges[sorted_bins]
+        values = index - half
+        escaped = index == 2 * half + 1
+        values[escaped] = _decode_escapes(
+            decoder, int(escaped.sum()), -half[escaped], half[escaped]
+        )
+    out = np.zeros(bins.size, dtype=np.int32)
+    out[positions[order]] = values
+    return out
+
+
+def _encode_factorized_segment(
+    encoder: RangeEncoder, symbols: np.ndarray, channels: np.ndarray, models: CoderModels, qp: int
+) -> None:
+    tables, categoricals = models.factorized, models.factorized_models(qp)
+    order = np.argsort(channels, kind="stable")
+    sorted_channels = channels[order]
+    values = symbols[order]
+    inside = (values >= tables.symbol_min) & (values <= tables.symbol_max)
+    index = np.where(inside, values - tables.symbol_min, tables.escape_index).astype(np.int32)
+    for c, lo, hi in _group_bounds(sorted_channels, tables.num_channels):
+        encoder.encode(index[lo:hi], categoricals[c])
+    _encode_escapes(encoder, values[~inside], tables.symbol_min, tables.symbol_max)
+
+
+def _decode_factorized_segment(
+    decoder: RangeDecoder, channels: np.ndarray, models: CoderModels, qp: int
+) -> np.ndarray:
+    tables, categoricals = models.factorized, models.factorized_models(qp)
+    order = np.argsort(channels, kind="stable")
+    sorted_channels = channels[order]
+    index = np.empty(sorted_channels.size, dtype=np.int32)
+    with _corrupt_on_decoder_error():
+        for c, lo, hi in _group_bounds(sorted_channels, tables.num_channels):
+            index[lo:hi] = decoder.decode(categoricals[c], hi - lo)
+        values = index + tables.symbol_min
+        escaped = index == tables.escape_index
+        values[escaped] = _decode_escapes(
+            decoder, int(escaped.sum()), tables.symbol_min, tables.symbol_max
+        )
+    out = np.empty(channels.size, dtype=np.int32)
+    out[order] = values
+    return out
+
+
+def _map(executor: Executor | None, function: Callable[..., T], jobs: list[tuple]) -> list[T]:
+    """function(*job) for every job, on `executor` when there is one and more than one job."""
+    if executor is None or len(jobs) < 2:
+        return [function(*job) for job in jobs]
+    return list(executor.map(lambda job: function(*job), jobs))
+
+
+class SymbolWriter:
+    """Collects coding calls into one payload; `finish()` returns its bytes.
+
+    With `num_streams` > 1 and an `executor` (e.g. a ThreadPoolExecutor), the streams of
+    each call are coded concurrently; the bytes do not depend on the executor.
+    """
+
+    def __init__(
+        self, models: CoderModels, num_streams: int = 1, executor: Executor | None = None
+    ) -> None:
         if not 1 <= num_streams <= MAX_STREAMS:
             raise InputFormatError(f"num_streams must be in [1, {MAX_STREAMS}], got {num_streams}")
         self.models = models
         self.num_streams = num_streams
+        self.executor = executor
         self._encoders = [RangeEncoder() for _ in range(num_streams)]
 
     def write_gaussian(self, symbols: np.ndarray, bins: np.ndarray) -> None:
         """Code `symbols` with the Gaussian table of each bin; bins == SKIPPED are not coded."""
-        tables = self.models.gaussian
-        models = self.models.gaussian_models()
+        num_bins = len(self.models.gaussian_models())
         symbols = _as_symbols(symbols)
-        bins = _as_indexes(bins, SKIPPED, tables.num_bins - 1, "bins")
+        bins = _as_indexes(bins, SKIPPED, num_bins - 1, "bins")
         if symbols.shape != bins.shape:
             raise InputFormatError(f"symbols {symbols.shape} and bins {bins.shape} differ")
-        flat_symbols, flat_bins = symbols.reshape(-1), bins.reshape(-1)
-        for encoder, (start, stop) in zip(
-            self._encoders, _segments(flat_bins.size, self.num_streams), strict=True
-        ):
-            segment_bins = flat_bins[start:stop]
-            coded = segment_bins != SKIPPED
-            order = np.argsort(segment_bins[coded], kind="stable")
-            sorted_bins = segment_bins[coded][order]
-            values = flat_symbols[start:stop][coded][order]
-            half = tables.ranges[sorted_bins]
-            inside = np.abs(values) <= half
-            index = np.where(inside, values + half, 2 * half + 1).astype(np.int32)
-            for b, lo, hi in _group_bounds(sorted_bins, tables.num_bins):
-                encoder.encode(index[lo:hi], models[b])
-            escaped = ~inside
-            _encode_escapes(encoder, values[escaped], -half[escaped], half[escaped])
+        self._encode(_encode_gaussian_segment, symbols.reshape(-1), bins.reshape(-1))
 
     def write_factorized(self, symbols: np.ndarray, qp: int, channels: np.ndarray) -> None:
         """Code z `symbols` with the tables of (qp, channel of each symbol)."""
-        tables = self.models.factorized
-        models = self.models.factorized_models(qp)
+        num_channels = len(self.models.factorized_models(qp))
         symbols = _as_symbols(symbols)
-        channels = _as_indexes(channels, 0, tables.num_channels - 1, "channels")
+        channels = _as_indexes(channels, 0, num_channels - 1, "channels")
         if symbols.shape != channels.shape:
             raise InputFormatError(f"symbols {symbols.shape} and channels {channels.shape} differ")
-        flat_symbols, flat_channels = symbols.reshape(-1), channels.reshape(-1)
-        for encoder, (start, stop) in zip(
-            self._encoders, _segments(flat_channels.size, self.num_streams), strict=True
-        ):
-            order = np.argsort(flat_channels[start:stop], kind="stable")
-            sorted_channels = flat_channels[start:stop][order]
-            values = flat_symbols[start:stop][order]
-            inside = (values >= tables.symbol_min) & (values <= tables.symbol_max)
-            index = np.where(inside, values - tables.symbol_min, tables.escape_index)
-            index = index.astype(np.int32)
-            for c, lo, hi in _group_bounds(sorted_channels, tables.num_channels):
-                encoder.encode(index[lo:hi], models[c])
-            _encode_escapes(encoder, values[~inside], tables.symbol_min, tables.symbol_max)
+        self._encode(_encode_factorized_segment, symbols.reshape(-1), channels.reshape(-1), qp)
+
+    def _encode(self, encode_segment: Callable, symbols: np.ndarray, keys: np.ndarray, *extra):
+        jobs = [
+            (encoder, symbols[start:stop], keys[start:stop], self.models, *extra)
+            for encoder, (start, stop) in zip(
+                self._encoders, _segments(keys.size, self.num_streams), strict=True
+            )
+        ]
+        _map(self.executor, encode_segment, jobs)
 
     def finish(self) -> bytes:
         """The payload of everything written so far; the writer starts a new, empty one."""
@@ -236,10 +310,14 @@ class SymbolWriter:
 
 
 class SymbolReader:
-    """Parses a payload made by `SymbolWriter`, call by call, in the writer's order."""
+    """Parses a payload made by `SymbolWriter`, call by call, in the writer's order.
 
-    def __init__(self, models: CoderModels, data: bytes) -> None:
+    With an `executor`, the streams of each call are decoded concurrently.
+    """
+
+    def __init__(self, models: CoderModels, data: bytes, executor: Executor | None = None) -> None:
         self.models = models
+        self.executor = executor
         if len(data) < 1 or data[0] == 0:
             raise CorruptStreamError("entropy payload: missing stream count")
         self.num_streams = data[0]
@@ -258,54 +336,25 @@ class SymbolReader:
 
     def read_gaussian(self, bins: np.ndarray) -> np.ndarray:
         """Symbols (int32, shape of `bins`) written by `write_gaussian` with these bins."""
-        tables = self.models.gaussian
-        models = self.models.gaussian_models()
-        bins = _as_indexes(bins, SKIPPED, tables.num_bins - 1, "bins")
-        flat_bins = bins.reshape(-1)
-        out = np.zeros(flat_bins.size, dtype=np.int32)
-        for decoder, (start, stop) in zip(
-            self._decoders, _segments(flat_bins.size, self.num_streams), strict=True
-        ):
-            segment_bins = flat_bins[start:stop]
-            positions = np.flatnonzero(segment_bins != SKIPPED)
-            order = np.argsort(segment_bins[positions], kind="stable")
-            sorted_bins = segment_bins[positions][order]
-            index = np.empty(sorted_bins.size, dtype=np.int32)
-            with _corrupt_on_decoder_error():
-                for b, lo, hi in _group_bounds(sorted_bins, tables.num_bins):
-                    index[lo:hi] = decoder.decode(models[b], hi - lo)
-                half = tables.ranges[sorted_bins]
-                values = index - half
-                escaped = index == 2 * half + 1
-                values[escaped] = _decode_escapes(
-                    decoder, int(escaped.sum()), -half[escaped], half[escaped]
-                )
-            out[start + positions[order]] = values
-        return out.reshape(bins.shape)
+        num_bins = len(self.models.gaussian_models())
+        bins = _as_indexes(bins, SKIPPED, num_bins - 1, "bins")
+        return self._decode(_decode_gaussian_segment, bins.reshape(-1)).reshape(bins.shape)
 
     def read_factorized(self, qp: int, channels: np.ndarray) -> np.ndarray:
         """Symbols (int32, shape of `channels`) written by `write_factorized`."""
-        tables = self.models.factorized
-        models = self.models.factorized_models(qp)
-        channels = _as_indexes(channels, 0, tables.num_channels - 1, "channels")
-        flat_channels = channels.reshape(-1)
-        out = np.empty(flat_channels.size, dtype=np.int32)
-        for decoder, (start, stop) in zip(
-            self._decoders, _segments(flat_channels.size, self.num_streams), strict=True
-        ):
-            order = np.argsort(flat_channels[start:stop], kind="stable")
-            sorted_channels = flat_channels[start:stop][order]
-            index = np.empty(sorted_channels.size, dtype=np.int32)
-            with _corrupt_on_decoder_error():
-                for c, lo, hi in _group_bounds(sorted_channels, tables.num_channels):
-                    index[lo:hi] = decoder.decode(models[c], hi - lo)
-                values = index + tables.symbol_min
-                escaped = index == tables.escape_index
-                values[escaped] = _decode_escapes(
-                    decoder, int(escaped.sum()), tables.symbol_min, tables.symbol_max
-                )
-            out[start + order] = values
-        return out.reshape(channels.shape)
+        num_channels = len(self.models.factorized_models(qp))
+        channels = _as_indexes(channels, 0, num_channels - 1, "channels")
+        decoded = self._decode(_decode_factorized_segment, channels.reshape(-1), qp)
+        return decoded.reshape(channels.shape)
+
+    def _decode(self, decode_segment: Callable, keys: np.ndarray, *extra) -> np.ndarray:
+        jobs = [
+            (decoder, keys[start:stop], self.models, *extra)
+            for decoder, (start, stop) in zip(
+                self._decoders, _segments(keys.size, self.num_streams), strict=True
+            )
+        ]
+        return np.concatenate(_map(self.executor, decode_segment, jobs))
 
     def ensure_consumed(self) -> None:
         """Check each stream's closing value and that no data is left over.

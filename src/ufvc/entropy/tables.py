@@ -339,7 +339,9 @@ def check_factorized_range(symbol_min: int, symbol_max: int, precision_bits: int
         )
 
 
-def entropy_digest(gaussian: GaussianTables, factorized: FactorizedTables) -> bytes:
-    """16-byte digest of both tables, stored in the stream header so that a decoder can
-    tell that it built exactly the encoder's tables."""
-    return hashlib.sha256(gaussian.digest() + factorized.digest()).digest()[:16]
+def entropy_digest(gaussian: GaussianTables, *factorized: FactorizedTables) -> bytes:
+    """16-byte digest of all tables a stream needs (the Gaussian ones, then each z table
+    set in the codec's order), stored in the stream header so that a decoder can tell
+    that it built exactly the encoder's tables."""
+    joined = gaussian.digest() + b"".join(tables.digest() for tables in factorized)
+    return hashlib.sha256(joined).digest()[:16]

@@ -105,7 +105,7 @@ def encoder_available(codec: str) -> bool:
 
 
 def ffmpeg_description() -> str:
-    """The ffmpeg build PyAV runs on, for messages and result rows."""
+    """The ffmpeg build PyAV runs on, for messages."""
     return f"PyAV {av.__version__} on ffmpeg {av.ffmpeg_version_info}"
 
 
@@ -153,7 +153,7 @@ class AnchorConfig:
             params += {"ld": ["bframes=0", "keyint=-1", "scenecut=0"],
                        "ra": [], "ai": ["keyint=1"]}[self.mode]
         elif name == "svt-av1":
-            # SVT-AV1 "crf" is CQP with adaptive quantisation; a fixed QP turns that off.
+            # SVT-AV1's crf varies the QP per block (aq-mode 2); a constant QP needs aq-mode 0.
             params += [f"crf={value}"] if self.rate_control == "crf" else [f"qp={value}",
                                                                           "aq-mode=0"]
             params += [f"lp={self.threads}"]
@@ -229,7 +229,7 @@ def _library_version(stem: str, function: str) -> str | None:
     """
     package = Path(av.__file__).resolve().parent
     candidates: list[str] = []
-    for folder in (package.parent / "av.libs", package / ".dylibs", package.parent / "av"):
+    for folder in (package.parent / "av.libs", package / ".dylibs", package):
         if folder.is_dir():
             candidates += [str(p) for p in sorted(folder.glob(f"*{stem}*"))
                            if ".so" in p.name or p.suffix in (".dylib", ".dll")]

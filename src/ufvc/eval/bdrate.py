@@ -87,8 +87,8 @@ def bd_rate(anchor: RdCurve, test: RdCurve, *, method: str = "pchip") -> BdRate:
         raise InputFormatError("the quality ranges of the two curves do not overlap")
     notes = []
     if overlap < MIN_OVERLAP:
-        notes.append(f"quality ranges overlap by {overlap:.0%} only (of their union); the "
-                     "figure averages over that part")
+        notes.append(f"quality ranges overlap by {100 * overlap:.1f} % only (of their union); "
+                     "the figure averages over that part")
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
         percent = bjontegaard.bd_rate(list(anchor.rates), list(anchor.quality),

@@ -93,6 +93,10 @@ def _staging_name(target: Path) -> Path:
     return target.with_name(f".{target.name}.{secrets.token_hex(4)}.partial")
 
 
+def _layout(chroma: str, bit_depth: int) -> str:
+    return f"{chroma[0]}:{chroma[1]}:{chroma[2]} {bit_depth}-bit"
+
+
 def _describe(error: OSError) -> str:
     return error.strerror or str(error)
 
@@ -172,6 +176,8 @@ class VideoWriter(ABC):
         self.info = info
         self.frames_written = 0
         self._staged = StagedOutput(path, folder=folder)
+        # A writer dropped without close() or abort() leaves no staging debris behind.
+        weakref.finalize(self, self._staged.discard)
         self._closed = False
         try:
             self._open()
@@ -189,7 +195,7 @@ class VideoWriter(ABC):
 
     @abstractmethod
     def _open(self) -> None:
-        """Start the output at `staging_path` (which already exists, empty)."""
+        """Start the output at `staging_path`, which already exists and is empty."""
 
     def write(self, frame: Frame) -> None:
         """Append one frame; it must match `info` in size, chroma and bit depth."""
@@ -203,8 +209,8 @@ class VideoWriter(ABC):
             )
         if frame.chroma != info.chroma or frame.bit_depth != info.bit_depth:
             raise InputFormatError(
-                f"frame {self.frames_written} is {frame.chroma} {frame.bit_depth}-bit, "
-                f"but {self.path} is {info.chroma} {info.bit_depth}-bit"
+                f"frame {self.frames_written} is {_layout(frame.chroma, frame.bit_depth)}, "
+                f"but {self.path} is {_layout(info.chroma, info.bit_depth)}"
             )
         try:
             self._write(frame)
@@ -220,7 +226,7 @@ class VideoWriter(ABC):
 
     @abstractmethod
     def _finish(self) -> None:
-        """Flush and close the staged output (before it is moved into place)."""
+        """Flush and close the staged output before it is moved into place."""
 
     def close(self) -> None:
         """Finish the output and move it into place."""

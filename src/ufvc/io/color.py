@@ -130,6 +130,7 @@ def rgb_to_frame(rgb: np.ndarray, *, chroma: str = "420", bit_depth: int = 8) ->
     chroma is averaged over 2x2 blocks in float before rounding.
     """
     _check_chroma(chroma)
+    _check_bit_depth(bit_depth)
     if rgb.ndim != 3 or rgb.shape[2] != 3:
         raise InputFormatError(f"expected an RGB image [H, W, 3], got shape {rgb.shape}")
     if np.issubdtype(rgb.dtype, np.integer):
@@ -183,13 +184,19 @@ def _check_bit_depth(bit_depth: int) -> None:
 def frame_to_tensor(frame: Frame, *, device: torch.device | str | None = None) -> torch.Tensor:
     """A Frame as the model's float32 tensor [3, H, W] at 4:4:4, values in [-0.5, 0.5]."""
     _check_bit_depth(frame.bit_depth)
-    top = float(max_code(frame.bit_depth))
-    planes = [torch.from_numpy(p.astype(np.float32)).to(device) for p in frame.planes]
-    y, u, v = (p / top - 0.5 for p in planes)
+    height, width = frame.height, frame.width
+    samples = np.empty((3, height, width), dtype=np.float32)
+    samples[0] = frame.y
     if frame.chroma == "420":
-        u = u.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
-        v = v.repeat_interleave(2, dim=0).repeat_interleave(2, dim=1)
-    return torch.stack([y, u, v])
+        _check_even(height, width, "frame_to_tensor")
+        # Nearest-neighbour upsampling, written straight into 2x2 blocks by broadcasting.
+        for channel, plane in ((1, frame.u), (2, frame.v)):
+            samples[channel].reshape(height // 2, 2, width // 2, 2)[...] = plane[:, None, :, None]
+    else:
+        samples[1], samples[2] = frame.u, frame.v
+    np.divide(samples, float(max_code(frame.bit_depth)), out=samples)
+    samples -= 0.5
+    return torch.from_numpy(samples).to(device)
 
 
 def frames_to_tensor(
@@ -218,18 +225,18 @@ def tensors_to_frames(
         raise InputFormatError(f"expected a tensor [N, 3, H, W], got {tuple(batch.shape)}")
     height, width = batch.shape[-2:]
     top = max_code(bit_depth)
-    scaled = (batch.detach().float().clamp(-0.5, 0.5) + 0.5) * top
-    luma = torch.round(scaled[:, 0]).to(torch.int32)
+    scaled = batch.detach().to(torch.float32).clamp(-0.5, 0.5).add_(0.5).mul_(top)
     chroma_planes = scaled[:, 1:]
     if chroma == "420":
         _check_even(height, width, "tensor_to_frame")
         chroma_planes = F.avg_pool2d(chroma_planes, 2)
-    chroma_codes = torch.round(chroma_planes).to(torch.int32)
+    # Codes fit int16 (at most 1023), which numpy then narrows to the sample type.
+    luma = torch.round(scaled[:, 0]).to(torch.int16).cpu().numpy()
+    chroma_codes = torch.round(chroma_planes).to(torch.int16).cpu().numpy()
     dtype = sample_dtype(bit_depth)
-    luma_np = luma.cpu().numpy().astype(dtype)
-    chroma_np = chroma_codes.cpu().numpy().astype(dtype)
+    luma, chroma_codes = luma.astype(dtype), chroma_codes.astype(dtype)
     return [
-        Frame(luma_np[i], chroma_np[i, 0], chroma_np[i, 1], bit_depth)
+        Frame(luma[i], chroma_codes[i, 0], chroma_codes[i, 1], bit_depth)
         for i in range(batch.shape[0])
     ]
 

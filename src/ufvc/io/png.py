@@ -62,6 +62,15 @@ def list_frame_files(source: Path) -> list[Path]:
     raise InputFormatError(f"input not found: {source}")
 
 
+def _image_size(path: Path) -> tuple[int, int]:
+    """(width, height) from the image header, without decoding the pixels."""
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError) as error:
+        raise InputFormatError(f"{path}: cannot read image ({error})") from None
+
+
 def _load_rgb(path: Path) -> np.ndarray:
     """An image file as RGB [H, W, 3]: uint8, or uint16 for 16-bit greyscale."""
     try:
@@ -93,8 +102,7 @@ class PngReader(VideoReader):
         self.pix_fmt = pix_fmt or "yuv420p"
         self.chroma, bit_depth = pix_fmt_layout(self.pix_fmt)
         self.files = list_frame_files(path)
-        first = _load_rgb(self.files[0])
-        height, width = first.shape[:2]
+        width, height = _image_size(self.files[0])
         if self.chroma == "420" and (width % 2 or height % 2):
             raise InputFormatError(
                 f"{self.files[0]}: 4:2:0 needs an even width and height, got {width}x{height}"
@@ -155,21 +163,21 @@ class PngSequenceWriter(VideoWriter):
         super().__init__(folder, info, folder=True)
 
     def _open(self) -> None:
-        pass
+        """Nothing to start: each frame is a file of its own."""
 
     def _write(self, frame: Frame) -> None:
         target = self.staging_path / (self.pattern % self.frames_written)
         Image.fromarray(frame_to_rgb8(frame)).save(target, compress_level=PNG_COMPRESS_LEVEL)
 
     def _finish(self) -> None:
-        pass
+        """Nothing to flush: every frame file is complete once written."""
 
 
 class PngImageWriter(VideoWriter):
     """Writes a single frame as one 8-bit RGB .png file."""
 
     def _open(self) -> None:
-        pass
+        """Nothing to start: the image is written whole by `_write`."""
 
     def _write(self, frame: Frame) -> None:
         if self.frames_written:

@@ -134,12 +134,13 @@ def _check_frame_line(line: bytes, index: int, path: Path) -> None:
 def _count_frames(path: Path, header: Y4mHeader) -> int:
     """Count frames by hopping over frame headers (no sample data is read)."""
     data_size = frame_bytes(header.width, header.height, header.chroma, header.bit_depth)
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        file_size = os.fstat(fd).st_size
+    # Unbuffered, so each hop reads only the short FRAME line, not a buffer's worth.
+    with path.open("rb", buffering=0) as file:
+        file_size = os.fstat(file.fileno()).st_size
         offset, index = header.size, 0
         while offset < file_size:
-            chunk = os.pread(fd, MAX_LINE, offset)
+            file.seek(offset)
+            chunk = file.read(MAX_LINE)
             end = chunk.find(b"\n")
             if end < 0 and len(chunk) < MAX_LINE:
                 raise InputFormatError(f"{path}: frame {index} is truncated (no sample data)")
@@ -153,8 +154,6 @@ def _count_frames(path: Path, header: Y4mHeader) -> int:
                 )
             index += 1
         return index
-    finally:
-        os.close(fd)
 
 
 class Y4mReader(VideoReader):

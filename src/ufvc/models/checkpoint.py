@@ -22,6 +22,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import pickle
+import re
 import struct
 import typing
 import zipfile
@@ -112,11 +113,16 @@ def load_checkpoint_object(path: str | Path) -> Any:
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
     except pickle.UnpicklingError as error:
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        raise CheckpointError(
-            f"{path} holds objects other than tensors and plain data; refusing to unpickle "
-            f"it ({first_line})"
-        ) from error
+        # torch explains a refused load at length; the "WeightsUnpickler error" line says why.
+        reason = re.search(r"WeightsUnpickler error: *\n*\s*([^\n]+)", str(error))
+        detail = reason[1].strip() if reason else str(error).strip().splitlines()[0]
+        unsafe = re.match(r"Unsupported global: GLOBAL (\S+)", detail)
+        if unsafe:
+            raise CheckpointError(
+                f"{path} holds objects other than tensors and plain data ({unsafe[1]}); "
+                f"refusing to unpickle it"
+            ) from error
+        raise CheckpointError(f"{path} is not a checkpoint or is damaged ({detail})") from error
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
         raise CheckpointError(f"{path} is not a checkpoint or is damaged ({error})") from error
 

@@ -37,6 +37,13 @@ FRAME_ALIGN = 16
 PAPER_ALIGN = 64
 OTHER = "(outside modules)"
 
+# The paper's Table 3 (MACs per 1080p frame, parameters) for the official structures.
+PAPER_TABLE = {
+    "dcvc-uf-ld": (170e9, 9.7e6),
+    "dcvc-uf-hts": (211e9, 81.2e6),
+    "dcvc-uf-htl": (343e9, 120.5e6),
+}
+
 CONVENTIONS = {
     "ufvc": "MACs = FlopCounterMode FLOPs / 2 (convolutions only, no bias), frame padded up "
             "to a multiple of 16; per frame (video: one N-frame call / N, steady state)",
@@ -81,7 +88,8 @@ class ModelComplexity:
     """Costs of a registered model's two codecs."""
 
     model: str
-    frame_size: tuple[int, int]
+    frame_size: tuple[int, int]  # (H, W) asked for
+    counted_size: tuple[int, int]  # (H, W) the networks process (padded or cropped)
     intra: CodecCost
     video: CodecCost
     convention: str
@@ -250,11 +258,13 @@ runs on the `meta` device (shapes only), so it is exact and fast even for 1080p.
             raise InputFormatError(
                 f"the paper convention needs frames of at least {PAPER_ALIGN}x{PAPER_ALIGN}"
             )
+    counted = (-(-height // FRAME_ALIGN) * FRAME_ALIGN, -(-width // FRAME_ALIGN) * FRAME_ALIGN)
     with torch.device("meta"):
         model = CodecModel(spec.name, spec.model_id, spec.intra, spec.video)
     return ModelComplexity(
         model=name,
-        frame_size=(height, width),
+        frame_size=(int(frame_size[0]), int(frame_size[1])),
+        counted_size=counted,
         intra=intra_cost(model.intra, (height, width), count_bias=count_bias),
         video=video_cost(model.video, (height, width), count_bias=count_bias),
         convention=CONVENTIONS[convention],

@@ -59,7 +59,7 @@ class IntraCodecConfig:
 
 
 INTRA = IntraCodecConfig(name="intra")  # the release's DMCI: 42,179,328 parameters
-INTRA_S = IntraCodecConfig(  # our small intra codec: 2,214,656 parameters
+INTRA_S = IntraCodecConfig(  # our small intra codec: 3,231,360 parameters
     name="intra-s",
     latent_channels=128,
     hyper_channels=64,
@@ -72,7 +72,7 @@ INTRA_S = IntraCodecConfig(  # our small intra codec: 2,214,656 parameters
     half_width=True,
     shortcut=False,
 )
-INTRA_TINY = IntraCodecConfig(  # tests only: 22,176 parameters
+INTRA_TINY = IntraCodecConfig(  # tests only: 340,208 parameters
     name="intra-tiny",
     latent_channels=16,
     hyper_channels=8,

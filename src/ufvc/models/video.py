@@ -223,6 +223,9 @@ class ChunkCodec(nn.Module):
         c = self.config
         height, width = self._frame_size(x, state, frame_size)
         batch = state.ref_feature.shape[0]
+        if qp.shape != (batch,):
+            raise InputFormatError(f"qp must hold one index per sample ({batch}), "
+                                   f"got shape {tuple(qp.shape)}")
         memory = (self.feature_adaptor_i(state.ref_feature) if state.memory is None
                   else self.feature_adaptor_m(torch.cat((state.memory, state.ref_feature), 1)))
         ctx = self.feature_extractor(memory)

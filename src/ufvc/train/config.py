@@ -220,7 +220,7 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
                 errors.append(str(error))
         raise InputFormatError(errors[-1] if errors else f"{where}: bad value {value!r}")
     if origin is tuple:
-        if tp is tuple[int, int] and isinstance(value, int) and not isinstance(value, bool):
+        if args == (int, int) and isinstance(value, int) and not isinstance(value, bool):
             return (value, value)  # a square size given as one number
         if not isinstance(value, list | tuple):
             raise InputFormatError(f"{where}: expected a list, got {value!r}")
@@ -228,7 +228,8 @@ def _convert(value: Any, tp: Any, where: str) -> Any:
             return tuple(_convert(v, args[0], f"{where}[{i}]") for i, v in enumerate(value))
         if len(value) != len(args):
             raise InputFormatError(f"{where}: expected {len(args)} values, got {len(value)}")
-        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in enumerate(zip(value, args)))
+        pairs = enumerate(zip(value, args, strict=True))
+        return tuple(_convert(v, a, f"{where}[{i}]") for i, (v, a) in pairs)
     if origin is dict:
         if not isinstance(value, dict):
             raise InputFormatError(f"{where}: expected a table, got {value!r}")
@@ -359,6 +360,8 @@ def read_table(path: str | Path, overrides: list[str] | tuple[str, ...] = ()) ->
             table = tomllib.load(file)
     except tomllib.TOMLDecodeError as error:
         raise InputFormatError(f"{path}: not valid TOML ({error})") from None
+    if isinstance(table.get("model"), str):
+        table["model"] = {"name": table["model"]}  # so `model.init=...` can be overridden
     for assignment in overrides:
         apply_override(table, assignment)
     return table

@@ -10,6 +10,7 @@ source image per frame, so motion is sub-pixel.
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 import numpy as np
 import torch
@@ -25,20 +26,32 @@ def _source_grid(
     return torch.stack(((2 * points_x + 1) / width - 1, (2 * points_y + 1) / height - 1), dim=-1)
 
 
-def synthesize_motion(
-    image: np.ndarray,
+@dataclass
+class MotionPath:
+    """Where each output pixel of each frame samples the source image, and the luma gain.
+
+    `src_y`, `src_x` [T, h, w] are source pixel coordinates (pixel k has its centre at k);
+    `gain` [T] scales the picture around neutral grey.
+    """
+
+    src_y: torch.Tensor
+    src_x: torch.Tensor
+    gain: torch.Tensor
+
+
+def draw_motion(
+    image_size: tuple[int, int],
     length: int,
     crop: tuple[int, int],
     motion: MotionConfig,
     rng: np.random.Generator,
-) -> np.ndarray:
-    """A sequence uint8 [length, 3, h, w] from one YCbCr image uint8 [3, H, W].
+) -> MotionPath:
+    """Draw one sequence's camera path, moving patches and brightness change.
 
     The camera never samples outside the image when the image is large enough for the
-    drawn path; otherwise the image is mirrored at its borders. Images smaller than the
-    crop are magnified to fit.
+    drawn path. Images smaller than the crop are magnified to fit.
     """
-    _, height, width = image.shape
+    height, width = image_size
     h, w = crop
     t = torch.arange(length, dtype=torch.float64)
 
@@ -64,7 +77,7 @@ def synthesize_motion(
         centre.append(rng.uniform(low, high) if low < high else 0.5 * (low + high))
     centre_t = torch.tensor(centre, dtype=torch.float64)[None, :] + t[:, None] * torch.tensor(
         velocity, dtype=torch.float64
-    )  # [T, 2] (y, x), in source pixel coordinates (pixel k has its centre at k)
+    )  # [T, 2] (y, x)
 
     v = torch.arange(h, dtype=torch.float64) - (h - 1) / 2
     u = torch.arange(w, dtype=torch.float64) - (w - 1) / 2
@@ -92,8 +105,15 @@ def synthesize_motion(
             cols = torch.arange(c1, c2, dtype=torch.float64)[None, :]
             src_y[k, r1:r2, c1:c2] = origin[0] + base_scale * (rows - top)
             src_x[k, r1:r2, c1:c2] = origin[1] + base_scale * (cols - left)
+    return MotionPath(src_y=src_y, src_x=src_x, gain=1.0 + gain_rate * t)
 
-    grid = _source_grid(src_y, src_x, height, width).float()  # [T, h, w, 2]
+
+def resample(image: np.ndarray, path: MotionPath) -> torch.Tensor:
+    """Bilinear samples float32 [T, 3, h, w] of image uint8 [3, H, W] along `path`
+    (mirrored at the image borders), brightness change applied, not rounded."""
+    _, height, width = image.shape
+    length, h, w = path.src_x.shape
+    grid = _source_grid(path.src_y, path.src_x, height, width).float()  # [T, h, w, 2]
     source = torch.from_numpy(np.ascontiguousarray(image)).float()[None]  # [1, 3, H, W]
     frames = F.grid_sample(
         source,
@@ -101,9 +121,19 @@ def synthesize_motion(
         mode="bilinear",
         padding_mode="reflection",
         align_corners=False,
-    ).reshape(3, length, h, w).transpose(0, 1)  # [T, 3, h, w]
-
-    gain = (1.0 + gain_rate * t).float()[:, None, None, None]
+    ).reshape(3, length, h, w).transpose(0, 1)
+    gain = path.gain.float()[:, None, None, None]
     neutral = torch.tensor([0.0, 127.5, 127.5])[None, :, None, None]
-    frames = (frames - neutral) * gain + neutral
-    return frames.round().clamp(0, 255).to(torch.uint8).numpy()
+    return (frames - neutral) * gain + neutral
+
+
+def synthesize_motion(
+    image: np.ndarray,
+    length: int,
+    crop: tuple[int, int],
+    motion: MotionConfig,
+    rng: np.random.Generator,
+) -> np.ndarray:
+    """A moving sequence uint8 [length, 3, h, w] from one YCbCr image uint8 [3, H, W]."""
+    path = draw_motion(image.shape[1:], length, crop, motion, rng)
+    return resample(image, path).round().clamp(0, 255).to(torch.uint8).numpy()

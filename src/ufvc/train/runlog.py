@@ -89,7 +89,7 @@ def plot_log(log_path: Path, output: Path) -> None:
             if previous is not None:
                 boundaries.append((int(row["step"]), row["stage"]))
             previous = row["stage"]
-    for axis, key in zip(axes, ("loss", "bpp", "psnr")):
+    for axis, key in zip(axes, ("loss", "bpp", "psnr"), strict=True):
         for split, style in (("train", "-"), ("val", "o-")):
             steps, values = _series(rows, split, key)
             if steps:

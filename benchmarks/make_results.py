@@ -1,0 +1,308 @@
+"""Regenerate docs/results.md from the result files under results/.
+
+    python benchmarks/make_results.py          # tables and plots from the files present
+    python benchmarks/make_results.py --run    # first run the planned commands whose
+                                               # output is missing (hours on a CPU)
+
+Inputs (paths relative to the repository root):
+
+- results/anchors/*.json: conventional codecs, written by `ufvc anchor`;
+- results/neural/*.json: the neural codec, written by `ufvc eval`;
+- results/bench/*.json: speed, written by `ufvc bench --json`;
+- benchmarks/results_plan.json: the command that produces each of those files. The page
+  shows these commands at its top; a file no plan entry names is shown as such (bench files
+  carry their own command line).
+
+The page holds: the commands, the test sequences, one rate-distortion table per sequence,
+BD-rate tables against each anchor curve (`ufvc.eval.bdrate`), links to the RD plots it
+writes under docs/plots/ (`ufvc.eval.plots`), and the speed tables. Everything on it is
+generated; nothing is typed by hand.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import subprocess
+import sys
+from collections import defaultdict
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(REPO / "src"))  # run from a checkout without installing
+
+from ufvc.errors import InputFormatError, UfvcError  # noqa: E402
+from ufvc.eval.bdrate import compare  # noqa: E402
+from ufvc.eval.plots import plot_rd_curves  # noqa: E402
+from ufvc.eval.results import RateRow, read_rows  # noqa: E402
+
+# BD-rate anchors in the order the page shows them; other anchor curves follow, sorted.
+PREFERRED_ANCHORS = ("x264-medium-ld", "x265-medium-ld", "svt-av1-p8-ld", "x264-medium-ai")
+RESULT_GROUPS = ("anchors", "neural")
+
+
+@dataclass(frozen=True)
+class PlannedRun:
+    """One command of the plan and the file it writes."""
+
+    output: str  # relative to the repository root
+    command: str
+
+
+def read_plan(path: Path) -> list[PlannedRun]:
+    """The planned runs, in order."""
+    try:
+        document = json.loads(path.read_text(encoding="utf-8"))
+        return [PlannedRun(str(run["output"]), str(run["command"])) for run in document["runs"]]
+    except FileNotFoundError:
+        return []
+    except (json.JSONDecodeError, KeyError, TypeError) as error:
+        raise InputFormatError(f"{path}: not a results plan ({error})") from None
+
+
+def run_missing(plan: Sequence[PlannedRun], root: Path) -> None:
+    """Run every planned command whose output file does not exist yet."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(REPO / "src"),
+                                                      env.get("PYTHONPATH")]))
+    for run in plan:
+        if (root / run.output).exists():
+            continue
+        words = shlex.split(run.command)
+        if words[0] == "ufvc":
+            words = [sys.executable, "-m", "ufvc", *words[1:]]
+        print(f"make_results: {run.command}", file=sys.stderr)
+        subprocess.run(words, cwd=root, env=env, check=True)
+
+
+def _relative(path: Path, root: Path) -> str:
+    try:
+        return path.resolve().relative_to(root.resolve()).as_posix()
+    except ValueError:
+        return path.as_posix()
+
+
+# ---------------------------------------------------------------------------------------------
+# Sections
+
+
+def commands_section(files: Sequence[Path], bench: dict[Path, dict[str, Any]],
+                     plan: Sequence[PlannedRun], root: Path) -> list[str]:
+    planned = {run.output: run.command for run in plan}
+    lines = ["## How these numbers were made", "",
+             "From the repository root, with the package installed (`make setup`):", "",
+             "```sh"]
+    unknown = []
+    for path in files:
+        name = _relative(path, root)
+        command = planned.get(name) or bench.get(path, {}).get("command")
+        if command:
+            lines.append(command)
+        else:
+            unknown.append(name)
+    lines += ["python benchmarks/make_results.py", "```", ""]
+    if unknown:
+        lines += ["Inputs no plan entry names (their commands are unknown): "
+                  + ", ".join(f"`{name}`" for name in unknown) + ".", ""]
+    return lines
+
+
+def testset_section(rows: Sequence[RateRow]) -> list[str]:
+    sequences = sorted({(r.class_name, r.sequence, r.width, r.height, r.frames, r.fps)
+                        for r in rows})
+    lines = ["## Sequences", "", "| class | sequence | size | frames | fps |",
+             "|---|---|---|---:|---:|"]
+    lines += [f"| {cls} | {seq} | {w}x{h} | {frames} | {fps:g} |"
+              for cls, seq, w, h, frames, fps in sequences]
+    return lines + [""]
+
+
+def _number(value: float | None, digits: int) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def rd_section(rows: Sequence[RateRow]) -> list[str]:
+    lines = ["## Rate and distortion", "",
+             "Rate from the stream files; est. bpp (neural codec only) from the model's "
+             "likelihoods. PSNR of the decoded frames against the source, mean over frames; "
+             "YUV = (6Y + U + V) / 8. Speeds are wall clock on the machine the rows name in "
+             "their settings.", ""]
+    by_sequence: dict[tuple[str, str], list[RateRow]] = defaultdict(list)
+    for row in rows:
+        by_sequence[(row.class_name, row.sequence)].append(row)
+    for (class_name, sequence), members in sorted(by_sequence.items()):
+        lines += [f"### {sequence} ({class_name})", "",
+                  "| configuration | parameter | bpp | est. bpp | kbps | PSNR-Y | PSNR-U | "
+                  "PSNR-V | PSNR-YUV | enc fps | dec fps |",
+                  "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+        for row in sorted(members, key=lambda r: (r.config, r.rate_control, r.bpp_actual)):
+            lines.append(
+                f"| {row.config} | {row.rate_control} {row.quality:g} | {row.bpp_actual:.4f} | "
+                f"{_number(row.bpp_estimated, 4)} | {row.kbps:.1f} | {row.psnr_y:.2f} | "
+                f"{row.psnr_u:.2f} | {row.psnr_v:.2f} | {row.psnr_yuv:.2f} | "
+                f"{row.encode_fps:.2f} | {row.decode_fps:.2f} |")
+        lines.append("")
+    return lines
+
+
+def anchor_order(anchor_rows: Iterable[RateRow]) -> list[str]:
+    """Anchor configurations: the preferred ones first, then the rest, sorted."""
+    configs = {row.config for row in anchor_rows}
+    return [c for c in PREFERRED_ANCHORS if c in configs] + sorted(configs
+                                                                   - set(PREFERRED_ANCHORS))
+
+
+def bdrate_section(anchor_rows: Sequence[RateRow], all_rows: Sequence[RateRow]) -> list[str]:
+    lines = ["## BD-rate", ""]
+    configs = anchor_order(anchor_rows)
+    if not configs:
+        return lines + ["No anchor results.", ""]
+    for config in configs:
+        anchor = [row for row in anchor_rows if row.config == config]
+        tests = [row for row in all_rows if row.config != config]
+        if not tests:
+            continue
+        curves = sorted({row.curve for row in anchor})
+        for curve in curves:
+            try:
+                report = compare(anchor, tests, anchor_curve=curve)
+            except UfvcError as error:
+                lines += [f"### Against {curve}", "", f"Not computed: {error}.", ""]
+                continue
+            markdown = report.to_markdown().replace("## BD-rate against", "### Against", 1)
+            lines += [markdown.rstrip("\n"), ""]
+    return lines
+
+
+def plots_section(rows: Sequence[RateRow], plots: Path, out: Path) -> list[str]:
+    written, notes = plot_rd_curves(rows, plots)
+    folder = Path(os.path.relpath(plots.resolve(), out.resolve().parent)).as_posix()
+    lines = ["## RD plots", ""]
+    classes = sorted(p for p in written if p.name.startswith("class_"))
+    sequences = sorted(p for p in written if p.name.startswith("seq_"))
+    for path in classes:
+        lines += [f"![{path.stem}]({folder}/{path.name})", ""]
+    if sequences:
+        lines += ["Per sequence: " + ", ".join(f"[{p.stem.removeprefix('seq_')}]"
+                                               f"({folder}/{p.name})" for p in sequences), ""]
+    lines += [f"- {note}" for note in notes]
+    return lines + ([""] if notes else [])
+
+
+def _speed_cell(speed: dict[str, Any], peak: float | None) -> str:
+    share = f" ({100 * speed['gmacs'] / peak:.1f} %)" if peak else ""
+    return f"{speed['gmacs']:.1f}{share}"
+
+
+def _split(speed: dict[str, Any]) -> str:
+    """Network, entropy and other seconds per frame."""
+    return " / ".join(f"{speed[key] / speed['frames']:.3f}"
+                      for key in ("network_seconds", "entropy_seconds", "other_seconds"))
+
+
+def speed_section(bench: dict[Path, dict[str, Any]], root: Path) -> list[str]:
+    lines = ["## Speed", "",
+             "`ufvc bench`: synthetic video, whole chunks timed after the intra frame and a "
+             "warm-up chunk. net / ent / other: seconds per frame in the networks, in entropy "
+             "coding (the codec's own timers) and outside them. GMAC/s: counted MACs per "
+             "frame x fps, with its share of the matrix-product peak measured in the same "
+             "run in the codec's precision.", ""]
+    if not bench:
+        return lines + ["No bench results.", ""]
+    for path, report in sorted(bench.items()):
+        peaks = report.get("peaks", {})
+        peak = peaks.get(report["precision"], {}).get("gmacs")
+        peak_text = ", ".join(f"{name} {value['gmacs']:,.0f} GMAC/s"
+                              for name, value in peaks.items())
+        lines += [
+            f"### {report['model']} on {report['device']} ({report['device_name']}, "
+            f"{report['threads']} threads)", "",
+            f"`{_relative(path, root)}`: weights {report['weights']}, {report['precision']}, "
+            f"quality {report['quality']}; matmul peak {peak_text}.", "",
+            "| size | enc fps | dec fps | enc net / ent / other s | dec net / ent / other s | "
+            "GMAC/frame enc / dec | enc GMAC/s | dec GMAC/s |",
+            "|---|---:|---:|---:|---:|---:|---:|---:|",
+        ]
+        for size in report["sizes"]:
+            enc, dec = size["encode"], size["decode"]
+            lines.append(
+                f"| {size['size']} | {enc['fps']:.2f} | {dec['fps']:.2f} | {_split(enc)} | "
+                f"{_split(dec)} | {enc['macs_per_frame'] / 1e9:.1f} / "
+                f"{dec['macs_per_frame'] / 1e9:.1f} | {_speed_cell(enc, peak)} | "
+                f"{_speed_cell(dec, peak)} |")
+        lines += [""] + [f"- {note}" for note in report.get("notes", [])]
+        lines += [""] if report.get("notes") else []
+    return lines
+
+
+# ---------------------------------------------------------------------------------------------
+
+
+def read_bench(path: Path) -> dict[str, Any]:
+    try:
+        report = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as error:
+        raise InputFormatError(f"{path} is not valid JSON: {error}") from None
+    if not isinstance(report, dict) or report.get("format") != "ufvc-bench":
+        raise InputFormatError(f"{path} is not a `ufvc bench --json` report")
+    return report
+
+
+def build_page(root: Path, out: Path, plots: Path, plan: Sequence[PlannedRun]) -> str:
+    """The Markdown of the results page; writes the plots on the way."""
+    results = root / "results"
+    files = {group: sorted((results / group).glob("*.json")) for group in RESULT_GROUPS}
+    bench_files = sorted((results / "bench").glob("*.json"))
+    anchor_rows = [row for path in files["anchors"] for row in read_rows(path)]
+    neural_rows = [row for path in files["neural"] for row in read_rows(path)]
+    rows = anchor_rows + neural_rows
+    bench = {path: read_bench(path) for path in bench_files}
+    lines = ["# Results", "",
+             "Generated by `benchmarks/make_results.py` from the files under `results/`; "
+             "do not edit by hand: change the inputs and run the script again.", ""]
+    lines += commands_section(files["anchors"] + files["neural"] + bench_files, bench, plan,
+                              root)
+    if rows:
+        lines += testset_section(rows)
+        lines += rd_section(rows)
+        lines += bdrate_section(anchor_rows, rows)
+        lines += plots_section(rows, plots, out)
+    else:
+        lines += ["No rate-distortion results yet.", ""]
+    lines += speed_section(bench, root)
+    return "\n".join(lines).rstrip("\n") + "\n"
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--root", type=Path, default=REPO,
+                        help="folder holding results/ (default: the repository)")
+    parser.add_argument("--out", type=Path, help="page to write (default: ROOT/docs/results.md)")
+    parser.add_argument("--plots", type=Path, help="plot folder (default: ROOT/docs/plots)")
+    parser.add_argument("--plan", type=Path, default=REPO / "benchmarks" / "results_plan.json")
+    parser.add_argument("--run", action="store_true",
+                        help="first run the planned commands whose output is missing")
+    args = parser.parse_args(argv)
+    out = args.out or args.root / "docs" / "results.md"
+    plots = args.plots or args.root / "docs" / "plots"
+    try:
+        plan = read_plan(args.plan)
+        if args.run:
+            run_missing(plan, args.root)
+        page = build_page(args.root, out, plots, plan)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(page, encoding="utf-8")
+    except (UfvcError, OSError, subprocess.CalledProcessError) as error:
+        print(f"make_results: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {out} and plots in {plots}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,155 @@
+"""`ufvc info`: what is in a .ufv file, or the size and cost of a registered model."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import importlib
+import json
+import re
+from collections.abc import Mapping
+from typing import Any
+
+from ufvc.errors import InputFormatError, UfvcError
+from ufvc.models.complexity import (
+    CONVENTIONS,
+    DEFAULT_FRAME_SIZE,
+    PAPER_TABLE,
+    CodecCost,
+    ModelComplexity,
+    model_complexity,
+)
+from ufvc.models.registry import get_model_spec, list_models
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "info",
+        help="describe a .ufv file, or a model's parameters and MACs per frame",
+        description="With FILE: describe a .ufv stream. With --model: parameters and "
+        "multiply-accumulates per frame of each top-level module of the model's intra and "
+        "video codecs (encode side and decode side), plus the totals in the paper's "
+        "counting convention.",
+    )
+    parser.add_argument("file", nargs="?", help=".ufv file to describe")
+    parser.add_argument("--model", metavar="NAME", help="registered model to describe")
+    parser.add_argument("--list-models", action="store_true", help="list registered models")
+    parser.add_argument("--size", default=f"{DEFAULT_FRAME_SIZE[1]}x{DEFAULT_FRAME_SIZE[0]}",
+                        metavar="WxH", help="frame size for the MAC count (default: %(default)s)")
+    parser.add_argument("--convention", choices=sorted(CONVENTIONS), default="ufvc",
+                        help="MAC counting convention of the tables (default: ufvc)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(func=run)
+
+
+def parse_size(text: str) -> tuple[int, int]:
+    """'1920x1080' -> (1080, 1920), i.e. (H, W)."""
+    match = re.fullmatch(r"(\d+)x(\d+)", text.strip().lower())
+    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
+        raise InputFormatError(f"--size must look like 1920x1080, got {text!r}")
+    return int(match[2]), int(match[1])
+
+
+def _codec_table(cost: CodecCost) -> list[str]:
+    n = cost.frames_per_call
+    unit = "per frame" if n == 1 else f"per frame (one {n}-frame call / {n})"
+    lines = [f"{cost.codec} codec, GMAC {unit}",
+             f"  {'module':<28}{'params':>13}{'encode':>11}{'decode':>11}"]
+    for module in cost.modules:
+        lines.append(f"  {module.name:<28}{module.parameters:>13,}"
+                     f"{module.encode_macs / 1e9:>11.3f}{module.decode_macs / 1e9:>11.3f}")
+    lines.append(f"  {'total':<28}{cost.parameters:>13,}"
+                 f"{cost.encode_macs / 1e9:>11.3f}{cost.decode_macs / 1e9:>11.3f}")
+    return lines
+
+
+def _model_report(name: str, size: tuple[int, int], convention: str) -> dict[str, Any]:
+    spec = get_model_spec(name)
+    main = model_complexity(name, size, convention=convention)
+    paper = main if convention == "paper" else model_complexity(name, size, convention="paper")
+    return {
+        "spec": spec,
+        "complexity": main,
+        "paper_convention": paper,
+        "paper_table": PAPER_TABLE.get(name),
+    }
+
+
+def _size(size: tuple[int, int]) -> str:
+    return f"{size[1]}x{size[0]}"
+
+
+def _model_text(report: dict[str, Any]) -> str:
+    spec = report["spec"]
+    main: ModelComplexity = report["complexity"]
+    paper: ModelComplexity = report["paper_convention"]
+    lines = [
+        f"model {spec.name} (id {spec.model_id}): {spec.description}",
+        f"chunk size N = {spec.video.frames}; shipped weights: {spec.weights or 'none'}",
+        f"frame {_size(main.frame_size)}, counted as {_size(main.counted_size)}",
+        f"convention: {main.convention}",
+        "",
+        *_codec_table(main.intra),
+        "",
+        *_codec_table(main.video),
+        "",
+        f"paper convention, counted as {_size(paper.counted_size)}: "
+        f"video {paper.video.encode_macs / 1e9:.1f} GMAC/frame, "
+        f"intra {paper.intra.encode_macs / 1e9:.1f} GMAC/frame",
+        f"  ({paper.convention})",
+    ]
+    if report["paper_table"] is not None:
+        macs, params = report["paper_table"]
+        lines.append(f"paper Table 3: {macs / 1e9:.0f}G MACs/frame (1080p), {params / 1e6:.1f}M "
+                     f"parameters; this model's video codec: {main.video.parameters / 1e6:.2f}M")
+    return "\n".join(lines)
+
+
+def _model_json(report: dict[str, Any]) -> dict[str, Any]:
+    spec = report["spec"]
+    table = report["paper_table"]
+    return {
+        "model": spec.name,
+        "model_id": spec.model_id,
+        "description": spec.description,
+        "frames_per_chunk": spec.video.frames,
+        "complexity": dataclasses.asdict(report["complexity"]),
+        "paper_convention": dataclasses.asdict(report["paper_convention"]),
+        "paper_table": None if table is None else {"macs": table[0], "parameters": table[1]},
+    }
+
+
+def _describe_stream(path: str) -> Any:
+    describe = getattr(importlib.import_module("ufvc.bitstream"), "describe", None)
+    if describe is None:
+        raise UfvcError("describing .ufv files is not available in this build of ufvc")
+    return describe(path)
+
+
+def run(args: argparse.Namespace) -> int:
+    if args.list_models:
+        rows = [get_model_spec(name) for name in list_models()]
+        if args.json:
+            print(json.dumps([{"model": s.name, "model_id": s.model_id,
+                               "description": s.description} for s in rows], indent=2))
+        else:
+            print("\n".join(f"{s.model_id:>4}  {s.name:<14} {s.description}" for s in rows))
+        return 0
+    if args.file is None and args.model is None:
+        raise InputFormatError("give a .ufv file, --model NAME or --list-models")
+    outputs: list[Any] = []
+    if args.file is not None:
+        outputs.append(_describe_stream(args.file))
+    if args.model is not None:
+        size = parse_size(args.size)
+        report = _model_report(args.model, size, args.convention)
+        outputs.append(_model_json(report) if args.json else _model_text(report))
+    if args.json:
+        print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2, default=str))
+    else:
+        for output in outputs:
+            if isinstance(output, Mapping):
+                print("\n".join(f"{key}: {value}" for key, value in output.items()))
+            else:
+                print(output)
+    return 0

@@ -1,0 +1,59 @@
+"""`ufvc train`: train a model from a TOML config (see configs/*.toml)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+from pathlib import Path
+
+
+def register(subparsers: argparse._SubParsersAction) -> None:
+    parser = subparsers.add_parser(
+        "train",
+        help="train a model from a TOML config",
+        description=(
+            "Train as a TOML config says (model, data, stages, loss). Writes train_log.csv, "
+            "checkpoints/ and the trained model (.ufvm) into the output folder. Run under "
+            "`torchrun --nproc_per_node K -m ufvc train ...` for K processes. "
+            "qp 63 is the highest quality."
+        ),
+    )
+    parser.add_argument("--config", required=True, type=Path, help="training config (.toml)")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from OUT/checkpoints/last.pt")
+    parser.add_argument("--out", type=Path, help="output folder (default: the config's `out`, "
+                        "else runs/<config name>)")
+    parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's)")
+    parser.add_argument("--max-steps", type=int, metavar="K",
+                        help="stop after K steps in all (a checkpoint is written; --resume "
+                             "goes on from there)")
+    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
+                        help="change config values, e.g. stages.0.steps=100 seed=3")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    from ufvc.errors import InputFormatError
+    from ufvc.train.config import config_from_table, read_table
+    from ufvc.train.trainer import run_training
+
+    if args.max_steps is not None and args.max_steps < 1:
+        raise InputFormatError(f"--max-steps must be >= 1, got {args.max_steps}")
+    table = read_table(args.config, args.overrides)
+    config = config_from_table(table)
+    out_dir = args.out or Path(config.out or Path("runs") / args.config.stem)
+    result = run_training(
+        config, out_dir=out_dir, resume=args.resume, device=args.device,
+        max_steps=args.max_steps, progress=not args.quiet, config_table=table,
+    )
+    if int(os.environ.get("RANK", "0")) == 0:
+        state = "finished" if result.finished else "stopped"
+        print(f"{state} at step {result.step}; log: {result.log_path}")
+        if result.validation:
+            v = result.validation
+            print(f"validation ({v['stage']}): RD loss {v['loss']:.4f}, bpp {v['bpp']:.4f}, "
+                  f"PSNR {v['psnr']:.2f} dB")
+        if result.export:
+            print(f"model: {result.export}")
+    return 0

@@ -1,0 +1,405 @@
+"""Coding speed: encode and decode frames per second on synthetic content, and the machine's
+matrix-product peak measured in the same run.
+
+For each frame size, a seeded `ufvc.samples.synthetic_video` clip is coded with the chunk
+codec at one quality. The intra frame and the first `warmup_chunks` chunks are coded but not
+timed (first calls pay for allocation and kernel selection); then whole chunks are timed:
+
+- wall clock of `Encoder.encode` over the timed frames (tensor conversion, networks, symbol
+  handling, arithmetic coding, record packing; no file I/O), and of `Decoder.decode` over
+  the records they produced. On CUDA the device is synchronised before each clock reading.
+- The split into network and entropy-coding seconds is the codec's own `Timing`; what the
+  wall clock holds beyond the two ("other") is frame conversion outside the codec's timer.
+- MACs per frame are counted by `ufvc.models.complexity.video_cost` at the frame size
+  (steady-state chunk, encode side and decode side); achieved MAC/s is that count times
+  the frames per second, and its share of the measured matrix-product peak in the codec's
+  precision says how far the codec is from the machine's arithmetic limit.
+
+Peaks are `torch.mm` of two random square matrices, fp32 and bf16, repeated for at least
+`PEAK_SECONDS` after one warm-up product: GMAC/s = size**3 * repeats / seconds / 1e9.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import platform
+import time
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field
+from fractions import Fraction
+from typing import Any
+
+import torch
+
+import ufvc
+from ufvc.codec import DEFAULT_RESET_INTERVAL, Decoder, Encoder
+from ufvc.codec.core import Timing, check_quality
+from ufvc.errors import InputFormatError
+from ufvc.io import parse_size
+from ufvc.io.types import VideoInfo
+from ufvc.models.complexity import video_cost
+from ufvc.models.registry import CodecModel
+from ufvc.samples import synthetic_video
+
+# Sizes by their common names, (width, height); 240p..1080p as YouTube labels them, made even.
+NAMED_SIZES: dict[str, tuple[int, int]] = {
+    "240p": (426, 240),
+    "360p": (640, 360),
+    "480p": (854, 480),
+    "720p": (1280, 720),
+    "1080p": (1920, 1080),
+    "2160p": (3840, 2160),
+}
+DEFAULT_SIZES = ("720p",)
+DEFAULT_BENCH_QUALITY = 40
+PEAK_SECONDS = 0.5
+PEAK_SIZES = {"cpu": 2048, "cuda": 8192}  # matrix side: long enough to reach the peak
+BENCH_SEED = 7
+
+
+def parse_frame_size(text: str) -> tuple[int, int]:
+    """'720p' or '1280x720' -> (width, height); both must be even (4:2:0)."""
+    size = NAMED_SIZES.get(text.strip().lower())
+    if size is None:
+        try:
+            size = parse_size(text)
+        except InputFormatError:
+            raise InputFormatError(f"frame size must be WxH (e.g. 1280x720) or one of "
+                                   f"{', '.join(NAMED_SIZES)}, got {text!r}") from None
+    if size[0] % 2 or size[1] % 2:
+        raise InputFormatError(f"frame size must be even for 4:2:0, got {size[0]}x{size[1]}")
+    return size
+
+
+def resolve_device(text: str) -> torch.device:
+    """A torch device from 'cpu', 'cuda' or 'cuda:N'; refuses CUDA when it is absent."""
+    try:
+        device = torch.device(text)
+    except RuntimeError:
+        raise InputFormatError(f"unknown device {text!r}; use cpu, cuda or cuda:N") from None
+    if device.type not in ("cpu", "cuda"):
+        raise InputFormatError(f"device must be cpu or cuda, got {text!r}")
+    if device.type == "cuda":
+        if not torch.cuda.is_available():
+            raise InputFormatError(f"device {text!r}: this torch ({torch.__version__}) sees no "
+                                   "CUDA device")
+        if device.index is not None and device.index >= torch.cuda.device_count():
+            raise InputFormatError(f"device {text!r}: only {torch.cuda.device_count()} CUDA "
+                                   "device(s)")
+    return device
+
+
+def synchronize(device: torch.device) -> None:
+    """Wait for queued device work, so that a clock reading covers it."""
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
+
+
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[int]:
+    """Run a block with `count` intra-op threads (None: torch's default); restores after."""
+    previous = torch.get_num_threads()
+    if count is not None:
+        if count < 1:
+            raise InputFormatError(f"threads must be >= 1, got {count}")
+        torch.set_num_threads(count)
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
+
+
+def device_name(device: torch.device) -> str:
+    """What the device is, in words: the GPU's name, or the CPU model and logical CPUs."""
+    if device.type == "cuda":
+        return torch.cuda.get_device_name(device)
+    model = platform.processor() or platform.machine()
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as cpuinfo:
+            for line in cpuinfo:
+                if line.startswith("model name"):
+                    model = line.split(":", 1)[1].strip()
+                    break
+    except OSError:
+        pass  # not Linux: platform's answer stands
+    return f"{model}, {os.cpu_count()} logical CPUs"
+
+
+@dataclass(frozen=True)
+class MatmulPeak:
+    """A timed run of square matrix products in one precision."""
+
+    dtype: str
+    size: int
+    repeats: int
+    seconds: float
+
+    @property
+    def gmacs(self) -> float:
+        """Multiply-accumulates per second, in units of 1e9."""
+        return self.size**3 * self.repeats / self.seconds / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "gmacs": self.gmacs}
+
+
+def matmul_peak(dtype: torch.dtype, device: torch.device, *, size: int | None = None,
+                min_seconds: float = PEAK_SECONDS) -> MatmulPeak:
+    """Time `torch.mm` of two random size x size matrices in `dtype` on `device`."""
+    size = size or PEAK_SIZES[device.type]
+    if size < 1:
+        raise InputFormatError(f"peak matrix size must be >= 1, got {size}")
+    generator = torch.Generator().manual_seed(0)
+    a = torch.randn(size, size, generator=generator).to(device, dtype)
+    b = torch.randn(size, size, generator=generator).to(device, dtype)
+    out = torch.empty(size, size, device=device, dtype=dtype)
+
+    def run(repeats: int) -> float:
+        synchronize(device)
+        started = time.perf_counter()
+        for _ in range(repeats):
+            torch.mm(a, b, out=out)
+        synchronize(device)
+        return time.perf_counter() - started
+
+    run(1)  # warm-up: library initialisation, kernel choice, caches
+    single = run(1)
+    repeats = max(2, math.ceil(min_seconds / max(single, 1e-9)))
+    return MatmulPeak(str(dtype).removeprefix("torch."), size, repeats, run(repeats))
+
+
+@dataclass(frozen=True)
+class CodingSpeed:
+    """Timed frames of one direction (encode or decode) at one size."""
+
+    frames: int
+    seconds: float  # wall clock
+    network_seconds: float  # the codec's Timing: networks and tensor bookkeeping
+    entropy_seconds: float  # the codec's Timing: symbol handling and arithmetic coding
+    macs_per_frame: float
+
+    @property
+    def fps(self) -> float:
+        return self.frames / self.seconds
+
+    @property
+    def other_seconds(self) -> float:
+        """Wall clock outside the codec's timer (frame to tensor conversion)."""
+        return max(self.seconds - self.network_seconds - self.entropy_seconds, 0.0)
+
+    @property
+    def gmacs(self) -> float:
+        """Achieved multiply-accumulates per second (counted MACs x fps), units of 1e9."""
+        return self.macs_per_frame * self.fps / 1e9
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**asdict(self), "fps": self.fps, "other_seconds": self.other_seconds,
+                "gmacs": self.gmacs}
+
+
+@dataclass(frozen=True)
+class SizeSpeed:
+    """Encode and decode speed at one frame size."""
+
+    width: int
+    height: int
+    encode: CodingSpeed
+    decode: CodingSpeed
+    bpp: float  # rate of the timed frames (records' bytes), for context only
+
+    @property
+    def label(self) -> str:
+        names = {size: name for name, size in NAMED_SIZES.items()}
+        return names.get((self.width, self.height), f"{self.width}x{self.height}")
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"size": self.label, "width": self.width, "height": self.height,
+                "bpp": self.bpp, "encode": self.encode.to_dict(),
+                "decode": self.decode.to_dict()}
+
+
+@dataclass
+class BenchReport:
+    """Everything one `ufvc bench` run measured, and under which conditions."""
+
+    model: str
+    weights: str
+    device: str
+    device_name: str
+    threads: int
+    precision: str  # the dtype the codec computes in
+    bf16_requested: bool
+    quality: int
+    warmup_frames: int  # coded before timing starts: the intra frame and warm-up chunks
+    frames_per_chunk: int
+    peaks: dict[str, MatmulPeak]
+    sizes: list[SizeSpeed] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    versions: dict[str, str] = field(default_factory=dict)
+    command: str = ""
+
+    def peak_for_codec(self) -> MatmulPeak | None:
+        """The peak in the precision the codec computes in, when measured."""
+        return self.peaks.get(self.precision)
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-ready dict (the format `benchmarks/make_results.py` reads)."""
+        return {
+            "format": "ufvc-bench",
+            "version": 1,
+            "command": self.command,
+            "model": self.model,
+            "weights": self.weights,
+            "device": self.device,
+            "device_name": self.device_name,
+            "threads": self.threads,
+            "precision": self.precision,
+            "bf16_requested": self.bf16_requested,
+            "quality": self.quality,
+            "warmup_frames": self.warmup_frames,
+            "frames_per_chunk": self.frames_per_chunk,
+            "versions": self.versions,
+            "peaks": {name: peak.to_dict() for name, peak in self.peaks.items()},
+            "sizes": [size.to_dict() for size in self.sizes],
+            "notes": self.notes,
+        }
+
+    def to_table(self) -> str:
+        """A plain-text report: conditions, peaks, then one line per size."""
+        lines = [
+            f"model {self.model} ({self.weights}), {self.precision}, quality {self.quality}",
+            f"device {self.device}: {self.device_name}, {self.threads} thread(s)",
+            "matmul peak: " + ", ".join(f"{name} {peak.gmacs:,.1f} GMAC/s "
+                                        f"({peak.size}^3 x{peak.repeats})"
+                                        for name, peak in self.peaks.items()),
+            f"timed: whole {self.frames_per_chunk}-frame chunks after {self.warmup_frames} "
+            "warm-up frame(s) (intra frame and first chunk(s) excluded)",
+            "",
+            f"{'size':>10} {'dir':>4} {'frames':>6} {'fps':>8} {'net s':>8} {'ent s':>8} "
+            f"{'other s':>8} {'GMAC/f':>8} {'GMAC/s':>9} {'of peak':>8}",
+        ]
+        peak = self.peak_for_codec()
+        for size in self.sizes:
+            for name, speed in (("enc", size.encode), ("dec", size.decode)):
+                share = f"{100 * speed.gmacs / peak.gmacs:7.2f}%" if peak else "    n/a"
+                lines.append(
+                    f"{size.label:>10} {name:>4} {speed.frames:>6} {speed.fps:>8.3f} "
+                    f"{speed.network_seconds:>8.3f} {speed.entropy_seconds:>8.3f} "
+                    f"{speed.other_seconds:>8.3f} {speed.macs_per_frame / 1e9:>8.3g} "
+                    f"{speed.gmacs:>9.1f} {share}")
+        lines += [f"note: {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def model_precision(model: CodecModel) -> str:
+    """The dtype the model's weights (and so its computation) are in, e.g. 'float32'."""
+    return str(next(model.parameters()).dtype).removeprefix("torch.")
+
+
+def _timing_delta(after: Timing, before: Timing) -> tuple[float, float]:
+    return (after.network_seconds - before.network_seconds,
+            after.entropy_seconds - before.entropy_seconds)
+
+
+def _snapshot(timing: Timing) -> Timing:
+    return Timing(timing.network_seconds, timing.entropy_seconds, timing.frames)
+
+
+def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
+                 device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
+                 warmup_chunks: int = 1) -> SizeSpeed:
+    """Encode and decode speed of the chunk codec at one frame size.
+
+    `frames` is rounded up to whole chunks, so no timed chunk is padded.
+    """
+    if frames < 1 or warmup_chunks < 0:
+        raise InputFormatError("bench needs frames >= 1 and warm-up chunks >= 0")
+    n = model.frames_per_chunk
+    timed = math.ceil(frames / n) * n
+    warmup = 1 + warmup_chunks * n
+    source = list(synthetic_video(width, height, warmup + timed, seed=BENCH_SEED))
+    info = VideoInfo(width, height, Fraction(25), len(source))
+    encoder = Encoder(model, info, quality=quality, reset_interval=DEFAULT_RESET_INTERVAL,
+                      device=device)
+    warm_records = [coded.record for frame in source[:warmup] for coded in encoder.encode(frame)]
+
+    synchronize(device)
+    before = _snapshot(encoder.timing)
+    started = time.perf_counter()
+    timed_records = [coded.record for frame in source[warmup:]
+                     for coded in encoder.encode(frame)]
+    synchronize(device)
+    encode_seconds = time.perf_counter() - started
+    encode_split = _timing_delta(encoder.timing, before)
+    if encoder.flush():  # whole chunks only: nothing may be left buffered
+        raise RuntimeError("bench left frames in the encoder")  # a bug here, not user input
+
+    decoder = Decoder(model, encoder.header, device=device)
+    for record in warm_records:
+        decoder.decode(record)
+    synchronize(device)
+    before = _snapshot(decoder.timing)
+    started = time.perf_counter()
+    decoded = sum(len(decoder.decode(record)) for record in timed_records)
+    synchronize(device)
+    decode_seconds = time.perf_counter() - started
+    decode_split = _timing_delta(decoder.timing, before)
+
+    with torch.device("meta"):
+        shapes_only = CodecModel(model.name, model.model_id, model.intra.config,
+                                 model.video.config)
+    cost = video_cost(shapes_only.video, (height, width))
+    bits = sum(8 * len(record.pack()) for record in timed_records)
+    return SizeSpeed(
+        width, height,
+        CodingSpeed(timed, encode_seconds, *encode_split, cost.encode_macs),
+        CodingSpeed(decoded, decode_seconds, *decode_split, cost.decode_macs),
+        bits / (timed * width * height),
+    )
+
+
+def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: int,
+              device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
+              warmup_chunks: int = 1, bf16: bool = False, peak_size: int | None = None,
+              progress: Callable[[str], None] | None = None) -> BenchReport:
+    """Measure the matmul peaks, then encode and decode speed at every size."""
+    check_quality(quality)
+    model = model.to(device).eval()
+    precision = model_precision(model)
+    report = BenchReport(
+        model=model.name,
+        weights=model.weights_source,
+        device=str(device),
+        device_name=device_name(device),
+        threads=torch.get_num_threads(),
+        precision=precision,
+        bf16_requested=bf16,
+        quality=quality,
+        warmup_frames=1 + warmup_chunks * model.frames_per_chunk,
+        frames_per_chunk=model.frames_per_chunk,
+        peaks={},
+        versions={"ufvc": ufvc.__version__, "torch": torch.__version__},
+    )
+    if bf16 and precision != "bfloat16":
+        report.notes.append(
+            f"--bf16 was asked for, but the codec has no precision switch and computes in "
+            f"{precision}: every speed here is {precision}, and the share of peak is against "
+            f"the {precision} peak (the bfloat16 peak is shown for reference)")
+    if device.type == "cuda":
+        report.notes.append(
+            "the codec's network/entropy split does not synchronise the GPU: network work "
+            "still queued when a latent is copied to the CPU for coding is counted as entropy "
+            "time (the wall-clock fps are synchronised)")
+    for dtype in (torch.float32, torch.bfloat16):
+        if progress:
+            progress(f"matmul peak {str(dtype).removeprefix('torch.')}")
+        peak = matmul_peak(dtype, device, size=peak_size)
+        report.peaks[peak.dtype] = peak
+    for width, height in sizes:
+        if progress:
+            progress(f"{width}x{height}")
+        report.sizes.append(measure_size(model, width, height, frames=frames, device=device,
+                                         quality=quality, warmup_chunks=warmup_chunks))
+    return report
