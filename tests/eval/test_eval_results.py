@@ -78,6 +78,16 @@ def test_a_row_without_a_required_field_is_refused(tmp_path: Path) -> None:
         read_rows(path)
 
 
+def test_optional_fields_may_be_absent(tmp_path: Path) -> None:
+    path = tmp_path / "r.json"
+    record = _row().to_dict()
+    for name in ("timing_runs", "tools", "settings", "bpp_estimated"):
+        del record[name]
+    path.write_text(json.dumps({"format": "ufvc-rd-results", "version": 1, "rows": [record]}))
+    (row,) = read_rows(path)
+    assert (row.timing_runs, row.tools, row.settings, row.bpp_estimated) == (1, {}, "", None)
+
+
 def test_a_foreign_json_file_is_refused(tmp_path: Path) -> None:
     path = tmp_path / "r.json"
     path.write_text(json.dumps({"root_path": "/data", "test_classes": {}}))

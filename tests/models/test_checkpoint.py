@@ -144,6 +144,12 @@ def test_ufvm_round_trip_preserves_weights_digest_and_metadata(tmp_path):
     assert payload["format"] == "ufvm" and payload["digest"] == digest.hex()
 
 
+def test_metadata_must_be_plain_data(tmp_path):
+    with pytest.raises(CheckpointError, match=r"metadata.run.when: NotPlainData"):
+        save_ufvm(create_model("ufvc-tiny"), tmp_path / "x.ufvm",
+                  metadata={"run": {"when": NotPlainData()}})
+
+
 def test_tampered_ufvm_is_rejected(tmp_path):
     path = tmp_path / "tiny.ufvm"
     save_ufvm(create_model("ufvc-tiny"), path)

@@ -10,11 +10,12 @@ import torch
 
 from ufvc.cli import main as cli_main
 from ufvc.errors import CheckpointError
+from ufvc.models.checkpoint import save_ufvm
 from ufvc.models.registry import load_model_file
-from ufvc.train.config import config_from_table
+from ufvc.train.config import ModelSpec, config_from_table
 from ufvc.train.runlog import read_log
 from ufvc.train.state import load_checkpoint
-from ufvc.train.trainer import run_training
+from ufvc.train.trainer import build_model, run_training
 
 
 def _validation_losses(log_path: Path) -> dict[str, list[float]]:
@@ -113,3 +114,21 @@ def _as_toml(table: dict) -> str:
 
     emit("", table)
     return "\n".join(lines) + "\n"
+
+
+def test_model_starts_from_recipe_weights_a_ufvm_or_changed_configs(tmp_path: Path):
+    recipe = build_model(ModelSpec(name="ufvc-tiny"))
+    again = build_model(ModelSpec(name="ufvc-tiny"))
+    assert all(torch.equal(a, b) for a, b in zip(recipe.state_dict().values(),
+                                                 again.state_dict().values(), strict=True))
+    with torch.no_grad():
+        recipe.video.q_decoder.mul_(2.0)
+    path = tmp_path / "start.ufvm"
+    save_ufvm(recipe, path)
+    tuned = build_model(ModelSpec(name="ufvc-tiny", init=str(path)))
+    assert torch.equal(tuned.video.q_decoder, recipe.video.q_decoder)
+
+    wider = build_model(ModelSpec(name="ufvc-tiny", video={"y_channels": 32}))
+    assert wider.video.config.y_channels == 32
+    with pytest.raises(CheckpointError):
+        build_model(ModelSpec(name="ufvc-tiny", init=str(path), video={"y_channels": 32}))

@@ -36,6 +36,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="code this many frames of every sequence (overrides the test set)")
     parser.add_argument("--threads", type=int, default=2,
                         help="encoder and decoder threads (default: 2)")
+    parser.add_argument("--timing-runs", type=int, default=1, metavar="N",
+                        help="repeat each encode and decode N times and keep the fastest "
+                        "(default: 1)")
     parser.add_argument("-o", "--output", required=True,
                         help="result file, .json or .csv; existing rows are kept")
     parser.set_defaults(func=run)
@@ -61,7 +64,8 @@ def run(args: argparse.Namespace) -> int:
     skipped = 0
     with tqdm(total=len(sequences) * len(qualities), desc=config.name, unit="point",
               file=sys.stderr) as progress:
-        for point in run_anchor(config, sequences, qualities, store):
+        for point in run_anchor(config, sequences, qualities, store,
+                                timing_runs=args.timing_runs):
             if point.skipped:
                 skipped += 1
             else:

@@ -4,13 +4,12 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import importlib
 import json
 import re
-from collections.abc import Mapping
 from typing import Any
 
-from ufvc.errors import InputFormatError, UfvcError
+from ufvc.bitstream.describe import describe, describe_text
+from ufvc.errors import InputFormatError
 from ufvc.models.complexity import (
     CONVENTIONS,
     DEFAULT_FRAME_SIZE,
@@ -19,7 +18,7 @@ from ufvc.models.complexity import (
     ModelComplexity,
     model_complexity,
 )
-from ufvc.models.registry import get_model_spec, list_models
+from ufvc.models.registry import get_model_spec, list_models, shipped_weights_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -83,9 +82,11 @@ def _model_text(report: dict[str, Any]) -> str:
     spec = report["spec"]
     main: ModelComplexity = report["complexity"]
     paper: ModelComplexity = report["paper_convention"]
+    shipped = shipped_weights_path(spec)
+    weights = str(shipped) if shipped else "none (deterministic recipe weights, untrained)"
     lines = [
         f"model {spec.name} (id {spec.model_id}): {spec.description}",
-        f"chunk size N = {spec.video.frames}; shipped weights: {spec.weights or 'none'}",
+        f"chunk size N = {spec.video.frames}; weights: {weights}",
         f"frame {_size(main.frame_size)}, counted as {_size(main.counted_size)}",
         f"convention: {main.convention}",
         "",
@@ -119,13 +120,6 @@ def _model_json(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def _describe_stream(path: str) -> Any:
-    describe = getattr(importlib.import_module("ufvc.bitstream"), "describe", None)
-    if describe is None:
-        raise UfvcError("describing .ufv files is not available in this build of ufvc")
-    return describe(path)
-
-
 def run(args: argparse.Namespace) -> int:
     if args.list_models:
         rows = [get_model_spec(name) for name in list_models()]
@@ -139,7 +133,8 @@ def run(args: argparse.Namespace) -> int:
         raise InputFormatError("give a .ufv file, --model NAME or --list-models")
     outputs: list[Any] = []
     if args.file is not None:
-        outputs.append(_describe_stream(args.file))
+        report = describe(args.file)
+        outputs.append(report if args.json else describe_text(report))
     if args.model is not None:
         size = parse_size(args.size)
         report = _model_report(args.model, size, args.convention)
@@ -148,8 +143,5 @@ def run(args: argparse.Namespace) -> int:
         print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2, default=str))
     else:
         for output in outputs:
-            if isinstance(output, Mapping):
-                print("\n".join(f"{key}: {value}" for key, value in output.items()))
-            else:
-                print(output)
+            print(output)
     return 0

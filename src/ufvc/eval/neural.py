@@ -31,7 +31,14 @@ import torch
 import ufvc
 from ufvc.bitstream.format import RecordType
 from ufvc.bitstream.stream import StreamWriter
-from ufvc.codec import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL, Encoder, load_model, open_stream
+from ufvc.codec import (
+    DEFAULT_MODEL,
+    DEFAULT_RESET_INTERVAL,
+    CodedRecord,
+    Encoder,
+    load_model,
+    open_stream,
+)
 from ufvc.codec.core import check_quality
 from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import InputFormatError, UfvcError
@@ -134,7 +141,7 @@ def encode_file(model: CodecModel, source: SourceVideo, quality: int, path: Path
     plan: list[RecordPlan] = []
     bookkeeping = 0.0  # PSNR and hashing, taken out of the encode time
 
-    def note(coded) -> None:
+    def note(coded: CodedRecord) -> None:
         nonlocal bookkeeping
         started = time.perf_counter()
         record = coded.record

@@ -56,6 +56,7 @@ class RateRow:
     psnr_yuv: float  # mean of per-frame (6 Y + U + V) / 8
     encode_fps: float  # frames / wall-clock seconds of the encode loop including flush
     decode_fps: float  # frames / wall-clock seconds of demux and decode
+    timing_runs: int = 1  # the speeds are the fastest of this many runs
     tools: dict[str, str] = field(default_factory=dict)  # tool name -> version string
     settings: str = ""  # the options the codec was run with
     bpp_estimated: float | None = None  # from likelihoods, when the codec can say
@@ -86,9 +87,9 @@ def kilobits_per_second(bits: int, frames: int, fps: float) -> float:
 
 
 _FIELD_NAMES = tuple(f.name for f in fields(RateRow))
-_REQUIRED = tuple(f.name for f in fields(RateRow) if f.name not in ("tools", "settings",
-                                                                     "bpp_estimated"))
-_INT_FIELDS = ("frames", "width", "height", "bits")
+_REQUIRED = tuple(f.name for f in fields(RateRow) if f.name not in ("timing_runs", "tools",
+                                                                     "settings", "bpp_estimated"))
+_INT_FIELDS = ("frames", "width", "height", "bits", "timing_runs")
 _STR_FIELDS = ("codec", "config", "sequence", "class_name", "rate_control", "settings")
 
 

@@ -79,16 +79,23 @@ def _first(keys: list[str]) -> str:
     return shown + (", ..." if len(keys) > _LISTED else "")
 
 
-def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str) -> None:
+def load_weights(
+    module: nn.Module, state: Mapping[str, torch.Tensor], *, source: str, assign: bool = False
+) -> None:
     """Strictly load `state` into `module`; on any mismatch raise a CheckpointError that
-    names (the first few of) the missing, unexpected and mis-shaped keys, with counts."""
+    names (the first few of) the missing, unexpected and mis-shaped keys, with counts.
+
+    `assign=True` makes the given tensors (cast to the module's dtypes) the parameters, so
+    a module built on the meta device can be filled without first initialising it.
+    """
     expected = module.state_dict()
     missing = [key for key in expected if key not in state]
     unexpected = [key for key in state if key not in expected]
     misshaped = [
         f"{key} {tuple(state[key].shape)} vs {tuple(tensor.shape)}"
         for key, tensor in expected.items()
-        if key in state and tuple(state[key].shape) != tuple(tensor.shape)
+        if isinstance(state.get(key), torch.Tensor)
+        and tuple(state[key].shape) != tuple(tensor.shape)
     ]
     not_tensors = [key for key, value in state.items() if not isinstance(value, torch.Tensor)]
     problems = []
@@ -102,7 +109,9 @@ def load_weights(module: nn.Module, state: Mapping[str, torch.Tensor], *, source
         problems.append(f"{len(not_tensors)} not tensors ({_first(not_tensors)})")
     if problems:
         raise CheckpointError(f"{source} does not fit the model: " + "; ".join(problems))
-    module.load_state_dict(state, strict=True)
+    if assign:
+        state = {key: value.to(expected[key].dtype) for key, value in state.items()}
+    module.load_state_dict(state, strict=True, assign=assign)
 
 
 def load_checkpoint_object(path: str | Path) -> Any:
@@ -115,7 +124,7 @@ def load_checkpoint_object(path: str | Path) -> Any:
     except pickle.UnpicklingError as error:
         # torch explains a refused load at length; the "WeightsUnpickler error" line says why.
         reason = re.search(r"WeightsUnpickler error: *\n*\s*([^\n]+)", str(error))
-        detail = reason[1].strip() if reason else str(error).strip().splitlines()[0]
+        detail = reason[1].strip() if reason else (str(error).strip().splitlines() or ["?"])[0]
         unsafe = re.match(r"Unsupported global: GLOBAL (\S+)", detail)
         if unsafe:
             raise CheckpointError(
@@ -124,7 +133,9 @@ def load_checkpoint_object(path: str | Path) -> Any:
             ) from error
         raise CheckpointError(f"{path} is not a checkpoint or is damaged ({detail})") from error
     except (RuntimeError, EOFError, OSError, ValueError, zipfile.BadZipFile) as error:
-        raise CheckpointError(f"{path} is not a checkpoint or is damaged ({error})") from error
+        # First sentence only: torch appends paragraphs of advice.
+        reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]
+        raise CheckpointError(f"{path} is not a checkpoint or is damaged ({reason})") from error
 
 
 def unwrap_official(data: Any, *, source: str) -> dict[str, torch.Tensor]:
@@ -152,12 +163,16 @@ def load_official(
     model: CodecModel,
     video_path: str | Path | None = None,
     intra_path: str | Path | None = None,
+    *,
+    assign: bool = False,
 ) -> None:
     """Load official checkpoints into `model.video` and/or `model.intra` (strict)."""
     if video_path is not None:
-        load_weights(model.video, read_official(video_path), source=str(video_path))
+        load_weights(model.video, read_official(video_path), source=str(video_path),
+                     assign=assign)
     if intra_path is not None:
-        load_weights(model.intra, read_official(intra_path), source=str(intra_path))
+        load_weights(model.intra, read_official(intra_path), source=str(intra_path),
+                     assign=assign)
 
 
 # --------------------------------------------------------------------------- configs as data
@@ -234,6 +249,7 @@ def save_ufvm(model: CodecModel, path: str | Path, *, metadata: Mapping[str, Any
 
     `metadata` (training steps, data, losses...) must hold plain types only.
     """
+    _check_plain(dict(metadata or {}), "metadata")
     states = {
         "intra": {k: v.detach().to("cpu", torch.float32).clone()
                   for k, v in model.intra.state_dict().items()},
@@ -256,6 +272,20 @@ def save_ufvm(model: CodecModel, path: str | Path, *, metadata: Mapping[str, Any
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return digest
+
+
+def _check_plain(value: Any, where: str) -> None:
+    """Refuse what a weights-only load could not read back."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            if not isinstance(key, str):
+                raise CheckpointError(f"{where}: keys must be strings, got {key!r}")
+            _check_plain(item, f"{where}.{key}")
+    elif isinstance(value, list | tuple):
+        for index, item in enumerate(value):
+            _check_plain(item, f"{where}[{index}]")
+    elif not isinstance(value, str | int | float | bool | type(None)):
+        raise CheckpointError(f"{where}: {type(value).__name__} is not plain data")
 
 
 def read_ufvm(path: str | Path) -> UfvmFile:

@@ -123,23 +123,24 @@ class _Comparer:
         self.scale = scale
         self.checks: list[Check] = []
 
-    def _add(self, name, measure, function: Callable, actual, key, limit) -> None:
+    def _add(self, key: str, measure: str, function: Callable, actual: np.ndarray,
+             limit: float) -> None:
         expected = self.data[key]
         if actual.shape != expected.shape:
             raise InputFormatError(
                 f"fixture entry {key!r} has shape {expected.shape}, the replay gives "
                 f"{actual.shape}"
             )
-        self.checks.append(Check(name, measure, function(actual, expected), limit))
+        self.checks.append(Check(key, measure, function(actual, expected), limit))
 
-    def abs(self, key: str, actual: np.ndarray, limit: float, name: str | None = None) -> None:
-        self._add(name or key, "max abs", _max_abs, actual, key, limit * self.scale)
+    def abs(self, key: str, actual: np.ndarray, limit: float) -> None:
+        self._add(key, "max abs", _max_abs, actual, limit * self.scale)
 
-    def rel(self, key: str, actual: np.ndarray, limit: float, name: str | None = None) -> None:
-        self._add(name or key, "max rel", _max_rel, actual, key, limit * self.scale)
+    def rel(self, key: str, actual: np.ndarray, limit: float) -> None:
+        self._add(key, "max rel", _max_rel, actual, limit * self.scale)
 
     def exact(self, key: str, actual: np.ndarray) -> None:
-        self._add(key, "mismatches", _mismatches, actual, key, 0.0)
+        self._add(key, "mismatches", _mismatches, actual, 0.0)
 
     def optional_abs(self, key: str, actual: np.ndarray, limit: float) -> None:
         if key in self.data:
@@ -176,8 +177,11 @@ def _model_input(frames_u8: np.ndarray) -> torch.Tensor:
     return torch.from_numpy(frames_u8.astype(np.float64) / 255.0 - 0.5)
 
 
-def _recipe_model(module: torch.nn.Module) -> torch.nn.Module:
-    module.load_state_dict(recipe_state_dict(module), strict=True)
+def _recipe_model(build: Callable[[], torch.nn.Module]) -> torch.nn.Module:
+    """The module `build()` makes, with the recipe weights, in float64 and eval mode."""
+    with torch.device("meta"):  # skip the default initialisation: every weight is assigned
+        module = build()
+    module.load_state_dict(recipe_state_dict(module), strict=True, assign=True)
     return module.double().eval()
 
 
@@ -193,7 +197,7 @@ def _replay_intra(data: dict[str, np.ndarray], compare: _Comparer) -> int:
     batches = [int(b) for b in data["call_batch"]]
     if sum(batches) != frames.shape[0] or len(qps) != frames.shape[0] or min(batches) < 1:
         raise InputFormatError("fixture call_batch/qp do not match its number of frames")
-    intra = _recipe_model(IntraCodec(INTRA))
+    intra = _recipe_model(lambda: IntraCodec(INTRA))
     outputs: dict[str, list[np.ndarray]] = {k: [] for k in (
         "x_hat", "bits_y", "bits_z", "y_q", "z_hat", "y_hat", "y_res", "scales_hat")}
     start = 0
@@ -235,14 +239,14 @@ def _replay_video(model: str, data: dict[str, np.ndarray], compare: _Comparer) -
             f"{len(qps)} calls of {n}"
         )
 
-    intra = _recipe_model(IntraCodec(INTRA))
+    intra = _recipe_model(lambda: IntraCodec(INTRA))
     with torch.no_grad():
-        intra_qp = torch.tensor([int(data["intra_qp"])])
+        intra_qp = torch.tensor([int(np.asarray(data["intra_qp"]).reshape(-1)[0])])
         ref0 = intra.code_frame(frames[:1], intra_qp, EstimateChannel()).x_hat
     del intra
     compare.abs("ref0_x_hat", ref0.numpy(), X_HAT_ABS)
 
-    video = _recipe_model(ChunkCodec(config))
+    video = _recipe_model(lambda: ChunkCodec(config))
     used: list[tuple[torch.Tensor, torch.Tensor]] = []  # (memory, ctx) of each call
     hook = video.feature_extractor.register_forward_hook(
         lambda _module, inputs, output: used.append((inputs[0], output)))

@@ -164,12 +164,13 @@ class CodecModel(nn.Module):
 
     def load_recipe_weights(self) -> None:
         """The deterministic fixture-recipe weights (the official keys decide every value)."""
-        self.intra.load_state_dict(recipe_state_dict(self.intra), strict=True)
-        self.video.load_state_dict(recipe_state_dict(self.video), strict=True)
+        for codec in (self.intra, self.video):
+            codec.load_state_dict(recipe_state_dict(codec), strict=True, assign=True)
         self.weights_source = "recipe (untrained)"
 
     def load_ufvm(self, data: ckpt.UfvmFile, *, source: str) -> None:
-        """Load a verified `.ufvm` whose configs must equal this model's."""
+        """Load a verified `.ufvm` whose configs must equal this model's (its tensors become
+        the parameters, so this also fills a model built on the meta device)."""
         for part, config, stored in (("intra", self.intra.config, data.intra_config),
                                      ("video", self.video.config, data.video_config)):
             ours = ckpt.config_to_data(config)
@@ -182,12 +183,13 @@ class CodecModel(nn.Module):
                     f"{source} holds a {part} codec of another structure: {shown}; "
                     f"load it with load_model_file to use its own configuration"
                 )
-        ckpt.load_weights(self.intra, data.intra_state, source=f"{source} (intra)")
-        ckpt.load_weights(self.video, data.video_state, source=f"{source} (video)")
+        ckpt.load_weights(self.intra, data.intra_state, source=f"{source} (intra)", assign=True)
+        ckpt.load_weights(self.video, data.video_state, source=f"{source} (video)", assign=True)
         self.weights_source = source
 
 
-def _shipped_weights(spec: RegisteredModel) -> Path | None:
+def shipped_weights_path(spec: RegisteredModel) -> Path | None:
+    """The installed weights file of a registered model, or None when it has none."""
     if spec.weights is None:
         return None
     try:
@@ -213,33 +215,40 @@ def create_model(
     `intra_checkpoint` (official image checkpoint) replaces the intra codec's weights.
     """
     spec = get_model_spec(name)
-    model = CodecModel(spec.name, spec.model_id, spec.intra, spec.video)
-    if checkpoint is None:
-        shipped = _shipped_weights(spec)
+    # Built without initialising: every path below assigns all weights.
+    with torch.device("meta"):
+        model = CodecModel(spec.name, spec.model_id, spec.intra, spec.video)
+    if checkpoint is not None:
+        _load_checkpoint(model, checkpoint, with_intra=intra_checkpoint is not None)
+    else:
+        shipped = shipped_weights_path(spec)
         if shipped is None:
             model.load_recipe_weights()
         else:
             model.load_ufvm(ckpt.read_ufvm(shipped), source=str(shipped))
-    else:
-        data = ckpt.load_checkpoint_object(checkpoint)
-        if ckpt.is_ufvm(data):
-            parsed = ckpt.parse_ufvm(data, source=str(checkpoint))
-            if parsed.name != spec.name:
-                raise CheckpointError(f"{checkpoint} holds model {parsed.name!r}, not {name!r}")
-            model.load_ufvm(parsed, source=str(checkpoint))
-        else:
-            if intra_checkpoint is None:
-                raise CheckpointError(
-                    f"{checkpoint} is an official video checkpoint and holds no intra codec; "
-                    f"also give the image checkpoint (cvpr2026_image.pth.tar)"
-                )
-            state = ckpt.unwrap_official(data, source=str(checkpoint))
-            ckpt.load_weights(model.video, state, source=str(checkpoint))
-            model.weights_source = str(checkpoint)
     if intra_checkpoint is not None:
-        ckpt.load_official(model, intra_path=intra_checkpoint)
+        ckpt.load_official(model, intra_path=intra_checkpoint, assign=True)
         model.weights_source += f" + {intra_checkpoint}"
     return model.to(device).eval()
+
+
+def _load_checkpoint(model: CodecModel, path: str | Path, *, with_intra: bool) -> None:
+    """Load a .ufvm or an official video checkpoint into `model`."""
+    data = ckpt.load_checkpoint_object(path)
+    if ckpt.is_ufvm(data):
+        parsed = ckpt.parse_ufvm(data, source=str(path))
+        if parsed.name != model.name:
+            raise CheckpointError(f"{path} holds model {parsed.name!r}, not {model.name!r}")
+        model.load_ufvm(parsed, source=str(path))
+        return
+    if not with_intra:
+        raise CheckpointError(
+            f"{path} is an official video checkpoint and holds no intra codec; "
+            f"also give the image checkpoint (cvpr2026_image.pth.tar)"
+        )
+    state = ckpt.unwrap_official(data, source=str(path))
+    ckpt.load_weights(model.video, state, source=str(path), assign=True)
+    model.weights_source = str(path)
 
 
 def load_model_file(path: str | Path, *, device: str | torch.device = "cpu") -> CodecModel:
@@ -249,6 +258,7 @@ def load_model_file(path: str | Path, *, device: str | torch.device = "cpu") -> 
     source = str(path)
     intra_config = ckpt.config_from_data(IntraCodecConfig, parsed.intra_config, source=source)
     video_config = ckpt.config_from_data(ChunkCodecConfig, parsed.video_config, source=source)
-    model = CodecModel(parsed.name, parsed.model_id, intra_config, video_config)
+    with torch.device("meta"):
+        model = CodecModel(parsed.name, parsed.model_id, intra_config, video_config)
     model.load_ufvm(parsed, source=source)
     return model.to(device).eval()

@@ -58,16 +58,36 @@ def read_log(path: Path) -> list[dict[str, str]]:
         raise InputFormatError(f"training log not found: {path}") from None
 
 
-def _series(rows: list[dict[str, str]], split: str, key: str) -> tuple[list[int], list[float]]:
-    steps, values = [], []
+def _segments(rows: list[dict[str, str]], split: str, key: str) -> list[tuple[list, list]]:
+    """(steps, values) runs of one split; a new run starts where two rows share a step (the
+    switch from intra to video validation, whose losses are not comparable)."""
+    segments: list[tuple[list, list]] = []
     for row in rows:
         if row["split"] != split or not row.get(key):
             continue
         value = float(row[key])
-        if math.isfinite(value):
-            steps.append(int(row["step"]))
-            values.append(value)
-    return steps, values
+        if not math.isfinite(value):
+            continue
+        step = int(row["step"])
+        if not segments or (segments[-1][0] and segments[-1][0][-1] == step):
+            segments.append(([], []))
+        segments[-1][0].append(step)
+        segments[-1][1].append(value)
+    return segments
+
+
+def _stage_boundaries(rows: list[dict[str, str]]) -> list[tuple[int, str]]:
+    """(step, name of the stage starting there): a stage's last training row is logged at
+    its last step."""
+    boundaries = []
+    previous = None
+    for row in rows:
+        if row["split"] != "train":
+            continue
+        if previous is not None and row["stage"] != previous["stage"]:
+            boundaries.append((int(previous["step"]), row["stage"]))
+        previous = row
+    return boundaries
 
 
 def plot_log(log_path: Path, output: Path) -> None:
@@ -82,19 +102,13 @@ def plot_log(log_path: Path, output: Path) -> None:
         raise InputFormatError(f"{log_path}: the log has no rows yet")
     figure, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     labels = {"loss": "RD loss (lambda*D + bpp)", "bpp": "bpp", "psnr": "YUV PSNR (dB)"}
-    boundaries = []
-    previous = None
-    for row in rows:
-        if row["split"] == "train" and row["stage"] != previous:
-            if previous is not None:
-                boundaries.append((int(row["step"]), row["stage"]))
-            previous = row["stage"]
+    styles = {"train": ("C0", "-"), "val": ("C1", "o-")}
     for axis, key in zip(axes, ("loss", "bpp", "psnr"), strict=True):
-        for split, style in (("train", "-"), ("val", "o-")):
-            steps, values = _series(rows, split, key)
-            if steps:
-                axis.plot(steps, values, style, label=split, markersize=3)
-        for step, stage in boundaries:
+        for split, (colour, style) in styles.items():
+            for i, (steps, values) in enumerate(_segments(rows, split, key)):
+                axis.plot(steps, values, style, color=colour, markersize=3,
+                          label=split if i == 0 else None)
+        for step, stage in _stage_boundaries(rows):
             axis.axvline(step, color="grey", linestyle=":", linewidth=1)
             if key == "loss":
                 axis.annotate(stage, (step, 1.0), xycoords=("data", "axes fraction"),

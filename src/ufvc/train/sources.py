@@ -13,6 +13,7 @@ read); PNG sequences and images are cheap to decode and are cached only when ask
 from __future__ import annotations
 
 import hashlib
+import importlib.util
 import json
 import os
 import secrets
@@ -232,8 +233,6 @@ class FrameCache:
 
 def skimage_data_folder() -> Path:
     """The folder of sample images installed with scikit-image (located, not imported)."""
-    import importlib.util
-
     spec = importlib.util.find_spec("skimage")
     if spec is None or not spec.submodule_search_locations:
         raise InputFormatError(

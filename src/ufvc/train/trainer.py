@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import random
 import shutil
 import time
 from dataclasses import dataclass
@@ -31,7 +32,7 @@ from tqdm import tqdm
 
 from ufvc.errors import CheckpointError, InputFormatError
 from ufvc.models import checkpoint as model_files
-from ufvc.models.registry import CodecModel, get_model_spec
+from ufvc.models.registry import CodecModel, get_model_spec, shipped_weights_path
 from ufvc.train.config import ModelSpec, StageConfig, TrainConfig
 from ufvc.train.data import (
     PreparedSource,
@@ -143,17 +144,20 @@ def build_model(spec: ModelSpec) -> CodecModel:
     registered = get_model_spec(spec.name)
     intra = _replace_config(registered.intra, spec.intra, "intra")
     video = _replace_config(registered.video, spec.video, "video")
-    model = CodecModel(registered.name, registered.model_id, intra, video)
+    # Built without initialising: every branch below assigns all weights.
+    with torch.device("meta"):
+        model = CodecModel(registered.name, registered.model_id, intra, video)
     if spec.init == "recipe":
         model.load_recipe_weights()
-    elif spec.init == "shipped":
-        if spec.intra or spec.video:
-            raise InputFormatError("model.init = 'shipped' cannot be used with changed configs")
-        from ufvc.models.registry import create_model
-
-        model.load_state_dict(create_model(spec.name).state_dict())
+        return model
+    if spec.init == "shipped":
+        path = shipped_weights_path(registered)
+        if path is None:
+            raise InputFormatError(f"model {spec.name!r} has no shipped weights to start from")
     else:
-        model.load_ufvm(model_files.read_ufvm(spec.init), source=spec.init)
+        path = Path(spec.init)
+    # A .ufvm of another structure than the (possibly changed) configs is a CheckpointError.
+    model.load_ufvm(model_files.read_ufvm(path), source=str(path))
     return model
 
 
@@ -186,7 +190,7 @@ class _Distributed:
         dist.all_gather_object(values, value)
         return values
 
-    def sum_(self, tensor: torch.Tensor) -> torch.Tensor:
+    def all_reduce_sum(self, tensor: torch.Tensor) -> torch.Tensor:
         if self.world > 1:
             dist.all_reduce(tensor)
         return tensor
@@ -220,7 +224,7 @@ class _Meter:
         self.sums += values
 
     def means(self, group: _Distributed) -> tuple[dict[str, float], int]:
-        sums = group.sum_(self.sums.clone())
+        sums = group.all_reduce_sum(self.sums.clone())
         count = float(sums[5])
         mean = (sums / max(count, 1.0)).cpu()
         return {"loss": float(mean[0]), "bpp": float(mean[1]),
@@ -254,8 +258,8 @@ class Trainer:
         self.step = 0
         self.elapsed_before = 0.0
         self.started = time.perf_counter()
-        self.last_saved_step: int | None = None
         self.last_validation: dict[str, float] | None = None
+        self.last_validation_key: tuple | None = None
         self.cache = FrameCache(config.data.cache_dir)
         if self.device.type == "cuda":
             torch.backends.cudnn.benchmark = True
@@ -277,8 +281,6 @@ class Trainer:
         seed = self.config.seed * 1000 + self.group.rank
         torch.manual_seed(seed)
         np.random.seed(seed % 2**32)
-        import random
-
         random.seed(seed)
 
     @property
@@ -369,7 +371,6 @@ class Trainer:
         old = sorted(folder.glob("step_*.pt"))
         for path in old[: max(0, len(old) - self.config.keep_checkpoints)]:
             path.unlink()
-        self.last_saved_step = self.step
 
     def _resume_state(self) -> dict[str, Any]:
         path = self._checkpoint_dir() / LAST_CHECKPOINT
@@ -389,7 +390,6 @@ class Trainer:
         self.model.load_state_dict(state["model"])
         self.step = int(state["step"])
         self.elapsed_before = float(state["elapsed"])
-        self.last_saved_step = self.step
         return state
 
     def _elapsed(self) -> float:
@@ -404,6 +404,9 @@ class Trainer:
         length = stage.sequence_length(self.chunk_size) if stage.kind == "intra" else (
             1 + settings.chunks * self.chunk_size)
         key = (stage.kind, length)
+        if self.last_validation_key == (self.step, key):
+            return  # the previous stage ended with this very validation
+        self.last_validation_key = (self.step, key)
         if key not in self.validation_sets:
             sequences = validation_sequences(
                 self.validation_sources, self.cache, length=length, crop=settings.crop,
@@ -547,8 +550,9 @@ class Trainer:
             self.out_dir.mkdir(parents=True, exist_ok=True)
             (self.out_dir / "config.json").write_text(
                 json.dumps(self.config_table, indent=2, default=str))
-        self.log = CsvLog(self.out_dir / LOG_NAME, resume_step=self.step if resume else None) \
-            if self.group.main else _NullLog()
+        self.log: CsvLog | _NullLog = _NullLog()
+        if self.group.main:
+            self.log = CsvLog(self.out_dir / LOG_NAME, resume_step=self.step if resume else None)
         bar = tqdm(total=self.stop_step, initial=self.step, disable=not self.progress,
                    dynamic_ncols=True, unit="step")
         try:

@@ -1,0 +1,1 @@
+"""Trained weights shipped with ufvc (`.ufvm` files, see `ufvc.models.checkpoint`)."""
