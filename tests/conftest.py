@@ -7,10 +7,16 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from ufvc.errors import InputFormatError
 from ufvc.io.types import Frame
 from ufvc.samples import sample_clip
+
+# One intra-op thread: the suite is full of small tensors, where OpenMP's hand-off costs
+# more than it gains, and two spinning threads crawl on a loaded 2-core machine. Tests
+# that are about thread counts set their own.
+torch.set_num_threads(1)
 
 
 def make_random_frames(

@@ -13,7 +13,9 @@ from ufvc.cli import main
 from ufvc.models.conformance import run_conformance
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-REFERENCE = Path(os.environ.get("UFVC_REFERENCE_DIR", "/work/shared/reference"))
+# The repository's sibling shared/ folder (present for developers and CI, not for users).
+SIBLING_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+REFERENCE = Path(os.environ.get("UFVC_REFERENCE_DIR", SIBLING_REFERENCE))
 
 
 def fixture_path(model: str) -> Path:

@@ -16,7 +16,9 @@ from ufvc.models.intra import INTRA, INTRA_S, INTRA_TINY, IntraCodec
 from ufvc.models.recipe import recipe_state_dict
 
 FIXTURES = Path(__file__).parents[1] / "fixtures"
-REFERENCE = Path(os.environ.get("UFVC_REFERENCE_DIR", "/work/shared/reference"))
+# The repository's sibling shared/ folder (present for developers and CI, not for users).
+SIBLING_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+REFERENCE = Path(os.environ.get("UFVC_REFERENCE_DIR", SIBLING_REFERENCE))
 
 
 def intra_fixture_path() -> Path:

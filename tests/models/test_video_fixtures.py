@@ -2,7 +2,7 @@
 fixtures (shared/reference README sec. 4-6) with the recipe weights loaded strictly.
 
 Skipped when the reference directory (`$UFVC_REFERENCE_DIR`, default
-/work/shared/reference) is absent.
+../shared/reference beside the repository) is absent.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from ufvc.models.channel import EstimateChannel
 from ufvc.models.recipe import recipe_state_dict
 from ufvc.models.video import HTL, HTS, LD, ChunkCodec
 
-REFERENCE = Path(os.environ.get("UFVC_REFERENCE_DIR", "/work/shared/reference"))
+# The repository's sibling shared/ folder (present for developers and CI, not for users).
+SIBLING_REFERENCE = Path(__file__).resolve().parents[3] / "shared" / "reference"
+REFERENCE = Path(os.environ.get("UFVC_REFERENCE_DIR", SIBLING_REFERENCE))
 CONFIGS = {"ld": LD, "hts": HTS, "htl": HTL}
 ABS_TOL = 1e-5  # reconstructions and latent maps
 REL_TOL = 1e-5  # rates
