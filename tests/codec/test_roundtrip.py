@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from tests.codec.conftest import TINY_FAMILIES, tiny_model
-from ufvc.codec import decode, encode
+from ufvc.codec import decode, encode, open_stream
 from ufvc.io import open_reader
 
 
@@ -39,13 +39,15 @@ def test_decoded_frames_match_encoder_reconstruction(
     _assert_identical(_frames(recon), decoded)
 
 
-def test_decoding_with_other_thread_count_is_bit_exact(tmp_path, clip):
+@pytest.mark.parametrize("precision", ["fp32", "bf16"])
+def test_decoding_with_other_thread_count_is_bit_exact(tmp_path, clip, precision):
     model = tiny_model()
     stream, recon = tmp_path / "out.ufv", tmp_path / "recon.y4m"
     threads = torch.get_num_threads()
     try:
         torch.set_num_threads(1)
-        encode(clip(128, 96, 5), stream, model=model, quality=40, recon=recon)
+        encode(clip(128, 96, 5), stream, model=model, quality=40, recon=recon,
+               precision=precision)
         torch.set_num_threads(max(2, threads))
         decoded = list(decode(stream, model=model))
     finally:
@@ -59,3 +61,15 @@ def test_frame_limit_and_short_last_chunk(tmp_path, clip):
     summary = encode(clip(64, 64, 8), stream, model=model, max_frames=4)
     assert summary.frames == 4  # intra + one chunk of 2 + a short chunk of 1
     assert len(list(decode(stream, model=model))) == 4
+
+
+def test_bf16_streams_say_so_and_differ_from_fp32(tmp_path, clip):
+    model = tiny_model()
+    source = clip(64, 48, 3)
+    paths = {p: tmp_path / f"{p}.ufv" for p in ("fp32", "bf16")}
+    for precision, path in paths.items():
+        encode(source, path, model=model, quality=40, precision=precision)
+    assert paths["fp32"].read_bytes() != paths["bf16"].read_bytes()
+    with open_stream(paths["bf16"], model=model) as stream:
+        assert stream.header.compute_precision == "bf16"
+        assert len(list(stream)) == 3

@@ -43,6 +43,8 @@ RESET_FLAG = 0x01  # record flags bit 0 (section 3.1)
 
 CHROMA_FORMAT_IDS = {"420": 1, "444": 3}  # section 2.2, H.265 chroma_format_idc values
 CHROMA_BY_ID = {v: k for k, v in CHROMA_FORMAT_IDS.items()}
+PRECISION_IDS = {"fp32": 0, "bf16": 1}  # section 2.2, compute_precision
+PRECISION_BY_ID = {v: k for k, v in PRECISION_IDS.items()}
 
 
 def crc32(*parts: bytes) -> int:
@@ -63,7 +65,7 @@ class SequenceHeader:
     """Everything a decoder needs before the first record (section 2)."""
 
     PREFIX: ClassVar = struct.Struct("<4sBBH")  # 2.1: magic, major, minor, header_length
-    FIELDS: ClassVar = struct.Struct("<16s16sIIIIIHBBfBBHdddHhhBB")  # 2.2, offsets 8..103
+    FIELDS: ClassVar = struct.Struct("<16s16sIIIIIHBBfBBHdddHhhBBB")  # 2.2, offsets 8..104
     CRC: ClassVar = struct.Struct("<I")  # 2.2, last field
 
     model_id: str
@@ -82,6 +84,7 @@ class SequenceHeader:
     z_symbol_max: int = 63
     z_precision_bits: int = 16
     coder_id: int = CODER_ID
+    compute_precision: str = "fp32"  # arithmetic both sides run the networks in (2.2)
 
     def __post_init__(self) -> None:
         try:
@@ -110,6 +113,8 @@ class SequenceHeader:
         object.__setattr__(self, "skip_threshold", float(np.float32(self.skip_threshold)))
         check_factorized_range(self.z_symbol_min, self.z_symbol_max, self.z_precision_bits)
         _check_range("coder_id", self.coder_id, 0, 255)
+        if self.compute_precision not in PRECISION_IDS:
+            raise InputFormatError(f"compute precision must be one of {sorted(PRECISION_IDS)}")
 
     def pack(self) -> bytes:
         """The header bytes, CRC included (sections 2.1-2.2)."""
@@ -137,6 +142,7 @@ class SequenceHeader:
             self.z_symbol_min,
             self.z_symbol_max,
             self.z_precision_bits,
+            PRECISION_IDS[self.compute_precision],
             len(model_id),
         )
         length = self.PREFIX.size + len(fields) + len(model_id) + self.CRC.size
@@ -194,9 +200,13 @@ class SequenceHeader:
             z_symbol_min,
             z_symbol_max,
             z_precision_bits,
+            precision_id,
         ) = values
         if coder_id not in KNOWN_CODER_IDS:
             raise UnsupportedVersionError(f"entropy coder id {coder_id} is unknown; update ufvc")
+        if precision_id not in PRECISION_BY_ID:
+            raise UnsupportedVersionError(f"compute precision id {precision_id} is unknown; "
+                                          "update ufvc")
         if chroma_id not in CHROMA_BY_ID or fps_den == 0:
             raise CorruptStreamError("sequence header has invalid video fields")
         try:
@@ -224,6 +234,7 @@ class SequenceHeader:
                 z_symbol_max=z_symbol_max,
                 z_precision_bits=z_precision_bits,
                 coder_id=coder_id,
+                compute_precision=PRECISION_BY_ID[precision_id],
             )
         except (InputFormatError, UnicodeDecodeError) as error:
             raise CorruptStreamError(f"sequence header has invalid fields: {error}") from None

@@ -80,6 +80,7 @@ def encode(
     reset_interval: int = DEFAULT_RESET_INTERVAL,
     intra_period: int = 0,
     skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
+    precision: str = "fp32",
     recon: str | os.PathLike[str] | None = None,
     device: str | torch.device = "cpu",
     reader_options: dict[str, Any] | None = None,
@@ -88,6 +89,8 @@ def encode(
     """Encode a video file into a `.ufv` file, one chunk in memory at a time.
 
     `recon` also writes the encoder's own reconstruction (what `decode` will give).
+    `precision` "bf16" runs the networks under bfloat16 autocast (faster on CPUs with
+    AMX or AVX512-BF16); the decoder follows the stream's choice.
     `progress` is called with the number of frames each completed record holds.
     """
     codec_model = load_model(model, device=device)
@@ -102,7 +105,7 @@ def encode(
         info = reader.info
         encoder = Encoder(codec_model, info, quality=quality, reset_interval=reset_interval,
                           intra_period=intra_period, skip_threshold=skip_threshold,
-                          device=device)
+                          precision=precision, device=device)
         writer = stack.enter_context(StreamWriter(output, encoder.header))
         recon_writer = stack.enter_context(open_writer(recon, info)) if recon else None
         count = 0

@@ -22,6 +22,10 @@ from ufvc.nn.entropy import FactorizedDensity
 
 # Symbols outside this range never occur in practice; clamping keeps them codable.
 SYMBOL_LIMIT = (1 << 15) - 1
+# Both channels hand integers back as float32, whatever the model computes in: under
+# bf16 autocast the encoder's z is bf16 while the decoder's comes from the stream, and
+# mixed dtypes downstream would round differently on the two sides.
+SYMBOL_DTYPE = torch.float32
 
 
 def _masked(values: torch.Tensor, mask: torch.Tensor) -> np.ndarray:
@@ -65,7 +69,7 @@ class EncoderChannel:
 
     @_timed
     def exchange_z(self, z, density: FactorizedDensity, qp, shape):
-        z_hat = torch.round(z).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
+        z_hat = torch.round(z.to(SYMBOL_DTYPE)).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
         self.z_symbols = z_hat.detach().to("cpu", torch.int32).numpy().reshape(-1)
         self.z_channels = _z_channels(tuple(z_hat.shape))
         return z_hat
@@ -77,9 +81,9 @@ class EncoderChannel:
     @_timed
     def exchange_y(self, step, residual, scales, mask):
         bins = self.tables.coding_bins(_masked(scales, mask), self.skip_threshold)
-        coded = torch.zeros_like(residual)
+        coded = torch.zeros(residual.shape, dtype=SYMBOL_DTYPE, device=residual.device)
         position = mask.expand_as(residual) > 0
-        q = torch.round(residual[position]).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
+        q = torch.round(residual[position].to(SYMBOL_DTYPE)).clamp(-SYMBOL_LIMIT, SYMBOL_LIMIT)
         q[torch.from_numpy(bins < 0).to(q.device)] = 0
         coded[position] = q
         self.y_steps.append((q.to("cpu", torch.int32).numpy(), bins))
@@ -122,10 +126,7 @@ class DecoderChannel:
     @_timed
     def exchange_z(self, z, density, qp, shape):
         symbols = self.z_reader.read_factorized(self.qp, _z_channels(tuple(shape)))
-        device = density.h.device
-        return torch.from_numpy(symbols.astype(np.float64)).to(device, density.h.dtype).view(
-            *shape
-        )
+        return torch.from_numpy(symbols.astype(np.float32)).to(density.h.device).view(*shape)
 
     @_timed
     def begin_y(self, scales, masks) -> None:
@@ -146,9 +147,9 @@ class DecoderChannel:
             symbols = self.y_reader.read_gaussian(
                 self.tables.coding_bins(_masked(scales, mask), self.skip_threshold)
             )
-        coded = torch.zeros_like(scales)
+        coded = torch.zeros(scales.shape, dtype=SYMBOL_DTYPE, device=scales.device)
         position = mask.expand_as(scales) > 0
         if int(position.sum()) != symbols.size:
             raise CorruptStreamError("y payload does not match the model's latent size")
-        coded[position] = torch.from_numpy(symbols.astype(np.float64)).to(coded)
+        coded[position] = torch.from_numpy(symbols.astype(np.float32)).to(coded.device)
         return coded

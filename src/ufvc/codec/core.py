@@ -16,6 +16,7 @@ import struct
 import time
 import zlib
 from collections.abc import Iterator
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -89,6 +90,23 @@ def prepare_model(model: CodecModel) -> CodecModel:
     return model
 
 
+PRECISIONS = ("fp32", "bf16")
+
+
+def compute_context(precision: str, device: torch.device) -> AbstractContextManager:
+    """The arithmetic the networks run in: float32, or bfloat16 autocast.
+
+    Both sides of a stream must use the same one (the header says which): results
+    differ between the two, while each is invariant to the number of threads.
+    """
+    if precision not in PRECISIONS:
+        raise InputFormatError(f"precision must be one of {', '.join(PRECISIONS)}, "
+                               f"got {precision!r}")
+    if precision == "fp32":
+        return nullcontext()
+    return torch.autocast(device.type, dtype=torch.bfloat16)
+
+
 def recon_crc(frames: list[Frame]) -> int:
     """CRC32 over the planes of `frames`, in order (little-endian samples)."""
     crc = 0
@@ -145,6 +163,7 @@ class Encoder:
         reset_interval: int = DEFAULT_RESET_INTERVAL,
         intra_period: int = 0,
         skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
+        precision: str = "fp32",
         device: str | torch.device = "cpu",
     ) -> None:
         if info.width % 2 or info.height % 2:
@@ -161,6 +180,7 @@ class Encoder:
         self.reset_interval = reset_interval
         self.intra_period = intra_period
         self.device = torch.device(device)
+        self._compute = compute_context(precision, self.device)
         self.tables = CodingTables.for_model(model)
         self.header = SequenceHeader(
             model_id=model.name,
@@ -175,6 +195,7 @@ class Encoder:
             bit_depth=info.bit_depth,
             skip_threshold=skip_threshold,
             gaussian=self.tables.gaussian,
+            compute_precision=precision,
         )
         self._skip = self.header.skip_threshold
         self._qp = torch.tensor([self.quality], device=self.device)
@@ -226,8 +247,9 @@ class Encoder:
         channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor([frame])
         started = time.perf_counter()
-        result = self.model.intra.code_frame(x, self._qp, channel)
-        x_hat = result.x_hat.clamp(-0.5, 0.5)
+        with self._compute:
+            result = self.model.intra.code_frame(x, self._qp, channel)
+        x_hat = result.x_hat.float().clamp(-0.5, 0.5)
         # The clamped reconstruction is the reference, as in the release's inference.
         self._state = self.model.video.init_state(x_hat)
         self._last_intra = index
@@ -249,9 +271,10 @@ class Encoder:
         channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor(padded).unsqueeze(0)
         started = time.perf_counter()
-        result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
+        with self._compute:
+            result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
         self._state = result.state
-        recon = self._to_frames(result.x_hat[0, : len(frames)].clamp(-0.5, 0.5))
+        recon = self._to_frames(result.x_hat[0, : len(frames)].float().clamp(-0.5, 0.5))
         record = self._record(RecordType.CHUNK, first, frames, reset, channel,
                               self.tables.video, recon)
         self.timing.add(time.perf_counter() - started, channel.coding_seconds, len(frames))
@@ -276,6 +299,7 @@ class Decoder:
         self.model = prepare_model(model.to(device))
         self.header = header
         self.device = torch.device(device)
+        self._compute = compute_context(header.compute_precision, self.device)
         self.tables = CodingTables.for_model(model, header.gaussian)
         if self.tables.digest != header.entropy_digest:
             raise ModelMismatchError(
@@ -303,8 +327,9 @@ class Decoder:
         qp = torch.tensor([record.qp], device=self.device)
         if record.type == RecordType.INTRA:
             channel = self._channel(record, self.tables.intra)
-            result = self.model.intra.code_frame(None, qp, channel, frame_size=self._size)
-            x_hat = result.x_hat.clamp(-0.5, 0.5)
+            with self._compute:
+                result = self.model.intra.code_frame(None, qp, channel, frame_size=self._size)
+            x_hat = result.x_hat.float().clamp(-0.5, 0.5)
             self._state = self.model.video.init_state(x_hat)
         else:
             if self._state is None:
@@ -312,11 +337,12 @@ class Decoder:
                     f"chunk at frame {record.first_frame} has no preceding intra frame"
                 )
             channel = self._channel(record, self.tables.video)
-            result = self.model.video.code_chunk(
-                None, qp, self._state, channel, reset=record.reset, frame_size=self._size
-            )
+            with self._compute:
+                result = self.model.video.code_chunk(
+                    None, qp, self._state, channel, reset=record.reset, frame_size=self._size
+                )
             self._state = result.state
-            x_hat = result.x_hat[0, : record.num_frames].clamp(-0.5, 0.5)
+            x_hat = result.x_hat[0, : record.num_frames].float().clamp(-0.5, 0.5)
         channel.z_reader.ensure_consumed()
         channel.y_reader.ensure_consumed()
         frames = tensors_to_frames(x_hat, chroma=self.header.chroma,

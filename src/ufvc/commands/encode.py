@@ -51,6 +51,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"leave latent symbols with predicted scale <= S uncoded (default "
         f"{DEFAULT_SKIP_THRESHOLD})",
     )
+    parser.add_argument(
+        "--precision", choices=("fp32", "bf16"), default="fp32",
+        help="arithmetic of the networks; bf16 is faster on CPUs with bf16 units, and the "
+        "decoder follows the stream (default fp32)",
+    )
     parser.add_argument("--recon", metavar="FILE", help="also write the encoder's reconstruction")
     add_model_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -65,7 +70,8 @@ def run(args: argparse.Namespace) -> int:
             args.input, args.output, model=args.model, quality=args.quality,
             max_frames=args.frames, reset_interval=args.reset_interval,
             intra_period=args.intra_period, skip_threshold=args.skip_threshold,
-            recon=args.recon, device=args.device, reader_options=reader_options(args),
+            precision=args.precision, recon=args.recon, device=args.device,
+            reader_options=reader_options(args),
             progress=bar.update,
         )
     psnr = summary.psnr.mean()

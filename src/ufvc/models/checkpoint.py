@@ -244,16 +244,21 @@ def is_ufvm(data: Any) -> bool:
 
 
 def save_ufvm(model: CodecModel, path: str | Path, *, metadata: Mapping[str, Any] | None = None,
-              ) -> bytes:
+              storage_dtype: torch.dtype = torch.float32) -> bytes:
     """Write `model` (configs, weights of both codecs, digest) to `path`; return the digest.
 
     `metadata` (training steps, data, losses...) must hold plain types only.
+    `storage_dtype=torch.float16` halves the file (shipped weights use it); the digest is
+    that of the stored values, which is what a model loaded from the file holds.
     """
     _check_plain(dict(metadata or {}), "metadata")
+    if storage_dtype not in (torch.float32, torch.float16, torch.bfloat16):
+        raise CheckpointError(f"weights are stored as float32, float16 or bfloat16, "
+                              f"not {storage_dtype}")
     states = {
-        "intra": {k: v.detach().to("cpu", torch.float32).clone()
+        "intra": {k: v.detach().to("cpu", torch.float32).to(storage_dtype).clone()
                   for k, v in model.intra.state_dict().items()},
-        "video": {k: v.detach().to("cpu", torch.float32).clone()
+        "video": {k: v.detach().to("cpu", torch.float32).to(storage_dtype).clone()
                   for k, v in model.video.state_dict().items()},
     }
     digest = state_digest(states)

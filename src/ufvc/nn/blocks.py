@@ -19,6 +19,9 @@ class _GroupSum4(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         b, c, h, w = x.shape
+        if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+            # Sum neighbouring channels in place of strided ones: stays channels_last, no copy.
+            return x.permute(0, 2, 3, 1).view(b, h, w, c // 4, 4).sum(-1).permute(0, 3, 1, 2)
         return x.view(b, c // 4, 4, h, w).sum(dim=2)
 
 
