@@ -51,8 +51,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads (default: torch's choice)")
     parser.add_argument("--bf16", action="store_true",
-                        help="ask for bfloat16; the codec decides its precision and the report "
-                        "says what it ran in")
+                        help="run the networks under bfloat16 autocast (the stream's compute "
+                        "precision), instead of float32")
     parser.add_argument("--peak-size", type=int, metavar="N",
                         help="side of the square matrices timed for the peak (default: 2048 "
                         "on CPU, 8192 on CUDA)")
