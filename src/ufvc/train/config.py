@@ -152,6 +152,10 @@ class LossConfig:
     image_lambda: tuple[float, float] = IMAGE_LAMBDA_RANGE
     frame_weights: tuple[float, ...] = ()  # per frame of a chunk; empty: the default pattern
     qp_range: tuple[int, int] = (0, NUM_QP - 1)  # training qps are drawn uniformly in here
+    # When given, qps are drawn from these levels only, so each trained row of the per-qp
+    # tables sees many updates in a short run; `ufvc.models.qp_tables` then fills the
+    # rows in between by interpolation.
+    qp_choices: tuple[int, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -294,6 +298,8 @@ def _check(config: TrainConfig) -> None:
     low, high = config.loss.qp_range
     if not 0 <= low <= high < NUM_QP:
         raise InputFormatError(f"loss.qp_range must lie in [0, {NUM_QP - 1}]")
+    if any(not 0 <= qp < NUM_QP for qp in config.loss.qp_choices):
+        raise InputFormatError(f"loss.qp_choices must lie in [0, {NUM_QP - 1}]")
     if any(not 0 <= qp < NUM_QP for qp in config.validation.qps):
         raise InputFormatError(f"validation.qps must lie in [0, {NUM_QP - 1}]")
     if config.log_every < 1 or config.checkpoint_every < 1 or config.validation.every < 1:

@@ -110,6 +110,7 @@ class SequenceDataset(Dataset):
         seed: int,
         stream: int,
         qp_range: tuple[int, int],
+        qp_choices: tuple[int, ...] = (),
         flips: bool = True,
         reverse: bool = True,
     ) -> None:
@@ -119,6 +120,7 @@ class SequenceDataset(Dataset):
         self.seed = seed
         self.stream = stream
         self.qp_range = qp_range
+        self.qp_choices = qp_choices
         self.flips = flips
         self.reverse = reverse
         self.sources: list[PreparedSource] = []
@@ -188,7 +190,10 @@ class SequenceDataset(Dataset):
             frames = frames[..., ::-1]
         if self.reverse and self.length > 1 and rng.random() < 0.5:
             frames = frames[::-1]
-        qp = int(rng.integers(self.qp_range[0], self.qp_range[1] + 1))
+        if self.qp_choices:
+            qp = int(self.qp_choices[rng.integers(0, len(self.qp_choices))])
+        else:
+            qp = int(rng.integers(self.qp_range[0], self.qp_range[1] + 1))
         return torch.from_numpy(np.ascontiguousarray(frames)), qp
 
 

@@ -324,6 +324,7 @@ class Trainer:
         dataset = SequenceDataset(
             chosen, self.cache, length=stage.sequence_length(self.chunk_size), crop=stage.crop,
             seed=self.config.seed, stream=index, qp_range=self.config.loss.qp_range,
+            qp_choices=self.config.loss.qp_choices,
             flips=self.config.data.flips, reverse=self.config.data.reverse,
         )
         sampler = StepSampler(stage.batch_size, start_step=first, end_step=end,

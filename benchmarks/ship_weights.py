@@ -1,0 +1,50 @@
+"""Copy a trained `ufvc-s` model into the package, stored as float16 (half the size).
+
+    python benchmarks/ship_weights.py runs/ufvc-s-anchors/ufvc-s.ufvm --levels 0 16 32 48 63
+
+`--levels` names the qp levels the run trained (its `loss.qp_choices`): the rows of the
+per-qp tables in between are interpolated first (`ufvc.models.qp_tables`). The shipped
+file keeps the training metadata and adds where it came from; its digest is that of the
+float16 values, which is what every model loaded from it holds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from importlib import resources
+from pathlib import Path
+
+import torch
+
+from ufvc.models.checkpoint import read_ufvm, save_ufvm
+from ufvc.models.qp_tables import interpolate_qp_rows
+from ufvc.models.registry import create_model, load_model_file
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("trained", help="the .ufvm written by `ufvc train`")
+    parser.add_argument("--name", default="ufvc-s.ufvm", help="file name in ufvc/weights/")
+    parser.add_argument("--levels", type=int, nargs="*", default=[],
+                        help="qp levels the run trained; the other rows are interpolated")
+    args = parser.parse_args(argv)
+    model = load_model_file(args.trained)
+    metadata = dict(read_ufvm(args.trained).metadata)
+    metadata["shipped_from"] = Path(args.trained).name
+    metadata["storage"] = "float16"
+    if args.levels:
+        interpolate_qp_rows(model, args.levels)
+        metadata["interpolated_between_qp_levels"] = list(args.levels)
+    target = Path(str(resources.files("ufvc.weights"))) / args.name
+    digest = save_ufvm(model, target, metadata=metadata, storage_dtype=torch.float16)
+    shipped = create_model(model.name)
+    if shipped.weights_digest() != digest:
+        print("the shipped weights do not load back as written", file=sys.stderr)
+        return 1
+    print(f"{target}: {target.stat().st_size / 1e6:.1f} MB, digest {digest.hex()}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
