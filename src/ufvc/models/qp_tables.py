@@ -18,6 +18,11 @@ from torch import nn
 
 from ufvc.errors import InputFormatError
 
+# The per-qp tables of the intra and chunk codecs (last part of the parameter name).
+MULTIPLIER_TABLES = frozenset({"q_encoder", "q_decoder", "q_feature", "q_scale_enc",
+                               "q_scale_dec", "q_scale_y_enc", "q_scale_y_dec"})
+DENSITY_TABLES = frozenset({"bit_estimator_z.h", "bit_estimator_z.b", "bit_estimator_z.a"})
+
 
 def _interpolate(rows: torch.Tensor, levels: Sequence[int], *, log: bool) -> torch.Tensor:
     values = torch.log(rows) if log else rows
@@ -46,9 +51,10 @@ def interpolate_qp_rows(model: nn.Module, levels: Sequence[int], num_qp: int = 6
         raise InputFormatError(f"trained qp levels must be in 0..{num_qp - 1}, got {levels}")
     changed = []
     for name, param in model.named_parameters():
-        if param.dim() < 2 or param.shape[0] != num_qp:
+        leaf = name.rsplit(".", 1)[-1]
+        is_density = ".".join(name.rsplit(".", 2)[-2:]) in DENSITY_TABLES
+        if not (is_density or leaf in MULTIPLIER_TABLES) or param.shape[0] != num_qp:
             continue
-        is_density = ".bit_estimator_z." in f".{name}"
         log = not is_density and bool((param > 0).all())
         param.copy_(_interpolate(param.detach(), levels, log=log))
         changed.append(name)
