@@ -274,7 +274,7 @@ class Encoder:
         with self._compute:
             result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
         self._state = result.state
-        recon = self._to_frames(result.x_hat[0, : len(frames)].float().clamp(-0.5, 0.5))
+        recon = self._to_frames(result.x_hat[0, : len(frames)])  # clamps, like the decoder
         record = self._record(RecordType.CHUNK, first, frames, reset, channel,
                               self.tables.video, recon)
         self.timing.add(time.perf_counter() - started, channel.coding_seconds, len(frames))
@@ -342,7 +342,7 @@ class Decoder:
                     None, qp, self._state, channel, reset=record.reset, frame_size=self._size
                 )
             self._state = result.state
-            x_hat = result.x_hat[0, : record.num_frames].float().clamp(-0.5, 0.5)
+            x_hat = result.x_hat[0, : record.num_frames]  # tensors_to_frames clamps
         channel.z_reader.ensure_consumed()
         channel.y_reader.ensure_consumed()
         frames = tensors_to_frames(x_hat, chroma=self.header.chroma,
