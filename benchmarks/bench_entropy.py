@@ -23,6 +23,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 
 from ufvc.entropy import (
     DEFAULT_SKIP_THRESHOLD,
@@ -74,6 +75,9 @@ def quadtree_steps(shape: tuple[int, int, int]) -> list[np.ndarray]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--model", default="ufvc-s",
+                        help="also time a real 720p chunk with this model ('' to skip)")
+    parser.add_argument("--quality", type=int, default=32)
     args = parser.parse_args()
     rng = np.random.default_rng(0)
 
@@ -177,6 +181,24 @@ def main() -> None:
         f"decode 2 payloads: serial {serial * 1e3:.1f} ms, 2 threads {threaded * 1e3:.1f} ms "
         f"(speed-up {serial / threaded:.2f}x)"
     )
+    if args.model:
+        codec_share(args.model, args.quality)
+
+
+def codec_share(model_name: str, quality: int) -> None:
+    """Share of real 720p encode/decode time spent in symbol handling and range coding."""
+    from ufvc.codec import load_model
+    from ufvc.eval.bench import measure_size
+
+    model = load_model(model_name)
+    speed = measure_size(model, 1280, 720, frames=model.frames_per_chunk,
+                         device=torch.device("cpu"), quality=quality)
+    print()
+    print(f"720p, {model_name}, quality {quality}, {speed.bpp:.4f} bpp:")
+    for name, run in (("encode", speed.encode), ("decode", speed.decode)):
+        share = run.entropy_seconds / run.seconds
+        print(f"  {name}: {run.frames / run.seconds:.2f} frames/s, entropy coding "
+              f"{run.entropy_seconds * 1e3:.0f} ms of {run.seconds * 1e3:.0f} ms ({share:.1%})")
 
 
 if __name__ == "__main__":
