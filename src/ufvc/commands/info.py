@@ -5,11 +5,11 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-import re
 from typing import Any
 
 from ufvc.bitstream.describe import describe, describe_text
 from ufvc.errors import InputFormatError
+from ufvc.io import parse_size
 from ufvc.models.complexity import (
     CONVENTIONS,
     DEFAULT_FRAME_SIZE,
@@ -39,14 +39,6 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="MAC counting convention of the tables (default: ufvc)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
-
-
-def parse_size(text: str) -> tuple[int, int]:
-    """'1920x1080' -> (1080, 1920), i.e. (H, W)."""
-    match = re.fullmatch(r"(\d+)x(\d+)", text.strip().lower())
-    if match is None or int(match[1]) == 0 or int(match[2]) == 0:
-        raise InputFormatError(f"--size must look like 1920x1080, got {text!r}")
-    return int(match[2]), int(match[1])
 
 
 def _codec_table(cost: CodecCost) -> list[str]:
@@ -136,7 +128,8 @@ def run(args: argparse.Namespace) -> int:
         report = describe(args.file)
         outputs.append(report if args.json else describe_text(report))
     if args.model is not None:
-        size = parse_size(args.size)
+        width, height = parse_size(args.size)
+        size = (height, width)
         report = _model_report(args.model, size, args.convention)
         outputs.append(_model_json(report) if args.json else _model_text(report))
     if args.json:
