@@ -221,6 +221,32 @@ def test_newer_minor_version_with_extra_header_fields_still_reads():
     assert header == make_header() and records == make_records()
 
 
+def as_version_1_0(header_bytes: bytes) -> bytes:
+    """A 1.1 header as a 1.0 writer made it: without the compiled_networks byte."""
+    body = bytearray(header_bytes[:-5])
+    body[4:8] = struct.pack("<BBH", 1, 0, len(body) + 4)
+    return bytes(body) + struct.pack("<I", zlib.crc32(body))
+
+
+def test_compiled_networks_flag_round_trips_and_version_1_0_reads_as_eager():
+    compiled = make_header(compiled_networks=True)
+    data = compiled.pack()
+    assert data[5] == 1 and data[-5] == 1  # version 1.1, the flag just before the CRC
+    assert SequenceHeader.unpack(data) == compiled
+    old = as_version_1_0(make_header().pack())
+    assert len(old) == 109 + len("dcvc-uf-hts")
+    assert SequenceHeader.unpack(old) == make_header()
+    assert SequenceHeader.unpack(as_version_1_0(data)).compiled_networks is False
+
+
+def test_unknown_network_mode_is_unsupported():
+    data = bytearray(make_header().pack())
+    data[-5] = 2
+    data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
+    with pytest.raises(UnsupportedVersionError):
+        SequenceHeader.unpack(bytes(data))
+
+
 def test_unknown_coder_is_unsupported():
     data = bytearray(stream_bytes())
     data[68] = 9  # coder_id (docs/bitstream.md 2.2)

@@ -45,6 +45,8 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         "chroma": header.chroma,
         "bit_depth": header.bit_depth,
         "skip_threshold": header.skip_threshold,
+        "compute_precision": header.compute_precision,
+        "compiled_networks": header.compiled_networks,
         "indexed": has_index,
         "bpp": 8 * size / pixels if pixels else 0.0,
         "kbps": 8 * size / float(seconds) / 1000 if seconds else 0.0,
@@ -61,7 +63,9 @@ def describe_text(report: dict[str, Any]) -> str:
         f"{report['frames']} frames, chunk size {report['chunk_size']}, "
         f"{report['chroma']} {report['bit_depth']}-bit",
         f"rate        {report['kbps']:.1f} kbps, {report['bpp']:.4f} bpp",
-        f"coding      skip threshold {report['skip_threshold']:g}, "
+        f"coding      skip threshold {report['skip_threshold']:g}, networks "
+        f"{report['compute_precision']} "
+        f"{'torch.compile' if report['compiled_networks'] else 'eager'}, "
         f"index {'present' if report['indexed'] else 'absent'}",
         "records     type    frames    quality  reset      bytes  (z, y, crc)",
     ]

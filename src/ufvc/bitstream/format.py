@@ -23,7 +23,7 @@ from ufvc.errors import CorruptStreamError, InputFormatError, UnsupportedVersion
 
 MAGIC = b"\x89UFV"  # section 2.1
 VERSION_MAJOR = 1
-VERSION_MINOR = 0
+VERSION_MINOR = 1  # 1.1 appends compiled_networks (section 2.4)
 FOOTER_MAGIC = b"UFVI"  # section 4
 DIGEST_SIZE = 16
 KNOWN_CODER_IDS = (CODER_ID,)  # section 2.3
@@ -66,6 +66,7 @@ class SequenceHeader:
 
     PREFIX: ClassVar = struct.Struct("<4sBBH")  # 2.1: magic, major, minor, header_length
     FIELDS: ClassVar = struct.Struct("<16s16sIIIIIHBBfBBHdddHhhBBB")  # 2.2, offsets 8..104
+    FIELDS_1_1: ClassVar = struct.Struct("<B")  # 2.4, after the model id
     CRC: ClassVar = struct.Struct("<I")  # 2.2, last field
 
     model_id: str
@@ -85,6 +86,7 @@ class SequenceHeader:
     z_precision_bits: int = 16
     coder_id: int = CODER_ID
     compute_precision: str = "fp32"  # arithmetic both sides run the networks in (2.2)
+    compiled_networks: bool = False  # both sides run torch.compile'd networks (2.4)
 
     def __post_init__(self) -> None:
         try:
@@ -145,8 +147,10 @@ class SequenceHeader:
             PRECISION_IDS[self.compute_precision],
             len(model_id),
         )
-        length = self.PREFIX.size + len(fields) + len(model_id) + self.CRC.size
-        body = self.PREFIX.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, length) + fields + model_id
+        added = self.FIELDS_1_1.pack(int(self.compiled_networks))
+        length = self.PREFIX.size + len(fields) + len(model_id) + len(added) + self.CRC.size
+        body = (self.PREFIX.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, length) + fields
+                + model_id + added)
         return body + self.CRC.pack(crc32(body))
 
     @classmethod
@@ -175,9 +179,15 @@ class SequenceHeader:
         (*values, model_id_length) = fields
         id_start = cls.PREFIX.size + cls.FIELDS.size
         id_end = id_start + model_id_length
-        # Minor versions may append fields between the model id and the CRC.
-        if id_end + cls.CRC.size > length or (minor == 0 and id_end + cls.CRC.size != length):
+        # Minor versions append fields between the model id and the CRC (1.1: one byte).
+        known_end = id_end + (cls.FIELDS_1_1.size if minor >= 1 else 0)
+        if known_end + cls.CRC.size > length or (
+            minor <= VERSION_MINOR and known_end + cls.CRC.size != length
+        ):
             raise CorruptStreamError("sequence header length does not match its fields")
+        compiled_id = cls.FIELDS_1_1.unpack_from(data, id_end)[0] if minor >= 1 else 0
+        if compiled_id > 1:
+            raise UnsupportedVersionError(f"network mode {compiled_id} is unknown; update ufvc")
         (
             model_digest,
             entropy_digest,
@@ -235,6 +245,7 @@ class SequenceHeader:
                 z_precision_bits=z_precision_bits,
                 coder_id=coder_id,
                 compute_precision=PRECISION_BY_ID[precision_id],
+                compiled_networks=bool(compiled_id),
             )
         except (InputFormatError, UnicodeDecodeError) as error:
             raise CorruptStreamError(f"sequence header has invalid fields: {error}") from None

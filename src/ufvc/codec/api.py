@@ -85,6 +85,8 @@ def encode(
     device: str | torch.device = "cpu",
     reader_options: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
+    pipeline: bool = True,
+    compile: bool = False,
 ) -> EncodeSummary:
     """Encode a video file into a `.ufv` file, one chunk in memory at a time.
 
@@ -92,6 +94,8 @@ def encode(
     `precision` "bf16" runs the networks under bfloat16 autocast (faster on CPUs with
     AMX or AVX512-BF16); the decoder follows the stream's choice.
     `progress` is called with the number of frames each completed record holds.
+    `pipeline` overlaps one chunk's arithmetic coding with the next chunk's networks;
+    `compile` runs the networks through torch.compile. Neither changes the stream.
     """
     codec_model = load_model(model, device=device)
     psnr = SequencePsnr()
@@ -105,7 +109,8 @@ def encode(
         info = reader.info
         encoder = Encoder(codec_model, info, quality=quality, reset_interval=reset_interval,
                           intra_period=intra_period, skip_threshold=skip_threshold,
-                          precision=precision, device=device)
+                          precision=precision, device=device, pipeline=pipeline,
+                          compile=compile)
         writer = stack.enter_context(StreamWriter(output, encoder.header))
         recon_writer = stack.enter_context(open_writer(recon, info)) if recon else None
         count = 0
@@ -142,13 +147,15 @@ class DecodeStream:
         *,
         model: ModelSpec = None,
         device: str | torch.device = "cpu",
+        pipeline: bool = True,
+        compile: bool = False,
     ) -> None:
         self._reader = StreamReader(path)
         try:
             header = self._reader.header
             self.header = header
             self.decoder = Decoder(load_model(model or header.model_id, device=device), header,
-                                   device=device)
+                                   device=device, pipeline=pipeline, compile=compile)
         except BaseException:
             self._reader.close()
             raise
@@ -159,7 +166,12 @@ class DecodeStream:
         )
 
     def __iter__(self) -> Iterator[Frame]:
-        return self.decoder.decode_all(self._reader)
+        return self.frames()
+
+    def frames(self, sink: Callable[[Frame], None] | None = None) -> Iterator[Frame]:
+        """The decoded frames; each goes to `sink` first (on the worker thread when
+        pipelining, so that e.g. a writer's `write` overlaps the networks)."""
+        return self.decoder.decode_all(self._reader, sink)
 
     def close(self) -> None:
         self._reader.close()
@@ -172,15 +184,26 @@ class DecodeStream:
 
 
 def open_stream(
-    path: str | os.PathLike[str], *, model: ModelSpec = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike[str],
+    *,
+    model: ModelSpec = None,
+    device: str | torch.device = "cpu",
+    pipeline: bool = True,
+    compile: bool = False,
 ) -> DecodeStream:
     """Open a `.ufv` file for decoding; the model defaults to the one the stream names."""
-    return DecodeStream(path, model=model, device=device)
+    return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile)
 
 
 def decode(
-    path: str | os.PathLike[str], *, model: ModelSpec = None, device: str | torch.device = "cpu"
+    path: str | os.PathLike[str],
+    *,
+    model: ModelSpec = None,
+    device: str | torch.device = "cpu",
+    pipeline: bool = True,
+    compile: bool = False,
 ) -> Iterator[Frame]:
-    """The frames of a `.ufv` file, decoded one record at a time."""
-    with open_stream(path, model=model, device=device) as stream:
+    """The frames of a `.ufv` file, decoded one record at a time (see `Decoder`)."""
+    with open_stream(path, model=model, device=device, pipeline=pipeline,
+                     compile=compile) as stream:
         yield from stream

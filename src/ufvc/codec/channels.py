@@ -120,13 +120,28 @@ class DecoderChannel:
         self.z_reader = z_reader
         self.y_reader = y_reader
         self.qp = qp
+        self._z: torch.Tensor | None = None
         self._parsed: list[np.ndarray] | None = None
         self.coding_seconds = 0.0  # time in symbol handling and arithmetic decoding
 
     @_timed
-    def exchange_z(self, z, density, qp, shape):
+    def read_z(self, shape: tuple[int, ...]) -> None:
+        """Parse the whole z payload for a z of `shape`, ahead of the networks.
+
+        z needs nothing the networks compute, so a pipelined decoder parses it on its worker
+        thread while the networks run on the previous record.
+        """
         symbols = self.z_reader.read_factorized(self.qp, _z_channels(tuple(shape)))
-        return torch.from_numpy(symbols.astype(np.float32)).to(density.h.device).view(*shape)
+        self.z_reader.ensure_consumed()
+        self._z = torch.from_numpy(symbols.astype(np.float32)).view(*shape)
+
+    @_timed
+    def exchange_z(self, z, density, qp, shape):
+        if self._z is None or tuple(self._z.shape) != tuple(shape):
+            # The decoder predicts the model's z shape from the header; a model bug otherwise.
+            raise RuntimeError(f"the model asks for z of shape {tuple(shape)}, the decoder "
+                               f"parsed {None if self._z is None else tuple(self._z.shape)}")
+        return self._z.to(density.h.device)
 
     @_timed
     def begin_y(self, scales, masks) -> None:

@@ -3,27 +3,38 @@
 The encoder codes frame 0 (and every `intra_period`-th frame) with the intra codec and
 the frames in between in chunks of N with the chunk codec; a short last chunk is padded
 by repeating its last frame and the decoder drops the padding. Memory stays bounded:
-one chunk of frames and the recurrent state are held at a time.
+one chunk of frames (two when pipelining) and the recurrent state are held at a time.
 
 Each data record carries three parts: the z payload, the y payload and the CRC32 of the
 record's reconstructed 8/10-bit planes, so a decoder detects (instead of silently
 producing) output that differs from the encoder's reconstruction.
+
+Both sides can pipeline records on one worker thread (`pipeline=True`, the default): the
+range coder and the conversion of reconstructions to planes work on one record while the
+networks, which only need the recurrent state, work on the next. PyTorch kernels release
+the GIL; constriction holds it per call, so the overlap is partial (`ufvc bench
+--pipeline-compare` measures the gain).
 """
 
 from __future__ import annotations
 
+import math
 import struct
 import time
 import zlib
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
+from functools import partial
 
 import numpy as np
 import torch
 
 from ufvc.bitstream.format import Record, RecordType, SequenceHeader
 from ufvc.codec.channels import DecoderChannel, EncoderChannel
+from ufvc.codec.compile import compile_available, compiled_networks, warn
 from ufvc.entropy.coder import CoderModels, SymbolReader, SymbolWriter
 from ufvc.entropy.tables import (
     DEFAULT_SKIP_THRESHOLD,
@@ -34,8 +45,9 @@ from ufvc.entropy.tables import (
 from ufvc.errors import CorruptStreamError, InputFormatError, ModelMismatchError
 from ufvc.io.color import frames_to_tensor, tensors_to_frames
 from ufvc.io.types import Frame, VideoInfo
+from ufvc.models.intra import IntraCodec
 from ufvc.models.registry import CodecModel
-from ufvc.models.video import ChunkState
+from ufvc.models.video import FRAME_MULTIPLE, LATENT_MULTIPLE, ChunkState
 from ufvc.nn.deterministic import use_deterministic_convs
 
 NUM_QUALITY_LEVELS = 64  # quality 63 is the best; the networks' qp index
@@ -119,14 +131,19 @@ def recon_crc(frames: list[Frame]) -> int:
 
 @dataclass
 class Timing:
-    """Where coding time went: the networks, and symbol handling with arithmetic coding."""
+    """Where coding time went: the networks, and symbol handling with arithmetic coding.
+
+    Conversion of reconstructed frames to planes is in neither. With pipelining, part of the
+    entropy time runs on the worker thread beside the networks, so the two can add up to
+    more than the wall clock.
+    """
 
     network_seconds: float = 0.0
     entropy_seconds: float = 0.0
     frames: int = 0
 
-    def add(self, total: float, entropy: float, frames: int) -> None:
-        self.network_seconds += total - entropy
+    def add(self, network: float, entropy: float, frames: int) -> None:
+        self.network_seconds += network
         self.entropy_seconds += entropy
         self.frames += frames
 
@@ -151,8 +168,31 @@ class _Pending:
     first_frame: int = 0
 
 
+@dataclass
+class _Job:
+    """A record whose networks have run and whose coding (or checking) may still run."""
+
+    future: Future
+    channel: EncoderChannel | DecoderChannel
+    network_seconds: float
+
+
+def _run_now(function: Callable[[], object]) -> Future:
+    """A finished future holding function(): the non-pipelined path, with the same bookkeeping."""
+    future: Future = Future()
+    future.set_result(function())
+    return future
+
+
 class Encoder:
-    """Frames in, records out (PyAV style: `encode(frame)` then `flush()`)."""
+    """Frames in, records out (PyAV style: `encode(frame)` then `flush()`).
+
+    With `pipeline`, a record's arithmetic coding, reconstruction planes and CRC run on a
+    worker thread while the networks code the next chunk: `encode` then hands back each
+    record one call later, and `flush` hands back the rest. The bytes do not change.
+    `compile` runs the networks through torch.compile (`ufvc.codec.compile`) when it works
+    here; the header says whether it did, and decoders follow it.
+    """
 
     def __init__(
         self,
@@ -165,6 +205,8 @@ class Encoder:
         skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
         precision: str = "fp32",
         device: str | torch.device = "cpu",
+        pipeline: bool = True,
+        compile: bool = False,
     ) -> None:
         if info.width % 2 or info.height % 2:
             raise InputFormatError(
@@ -180,7 +222,10 @@ class Encoder:
         self.reset_interval = reset_interval
         self.intra_period = intra_period
         self.device = torch.device(device)
+        self.pipeline = pipeline
         self._compute = compute_context(precision, self.device)
+        self.compiled = compile and compile_available()
+        self._networks = compiled_networks(self.model) if self.compiled else nullcontext()
         self.tables = CodingTables.for_model(model)
         self.header = SequenceHeader(
             model_id=model.name,
@@ -196,6 +241,7 @@ class Encoder:
             skip_threshold=skip_threshold,
             gaussian=self.tables.gaussian,
             compute_precision=precision,
+            compiled_networks=self.compiled,
         )
         self._skip = self.header.skip_threshold
         self._qp = torch.tensor([self.quality], device=self.device)
@@ -203,10 +249,12 @@ class Encoder:
         self._last_intra = 0
         self._next_frame = 0
         self._pending = _Pending()
+        self._coding: deque[_Job] = deque()
+        self._pool: ThreadPoolExecutor | None = None
         self.timing = Timing()
 
     def encode(self, frame: Frame) -> list[CodedRecord]:
-        """Take one frame; return the records it completes (possibly none)."""
+        """Take one frame; return the records finished so far (possibly none), in order."""
         if (frame.width, frame.height) != (self.info.width, self.info.height):
             raise InputFormatError(
                 f"frame {self._next_frame} is {frame.width}x{frame.height}, "
@@ -214,53 +262,81 @@ class Encoder:
             )
         index = self._next_frame
         self._next_frame += 1
-        out: list[CodedRecord] = []
         if self._state is None or (self.intra_period and index % self.intra_period == 0):
-            out += self.flush()
-            out.append(self._code_intra(frame, index))
-            return out
+            out = self._code_chunk() if self._pending.frames else []
+            return out + self._code_intra(frame, index)
         if not self._pending.frames:
             self._pending.first_frame = index
         self._pending.frames.append(frame)
         if len(self._pending.frames) == self.model.frames_per_chunk:
-            out.append(self._code_chunk())
-        return out
+            return self._code_chunk()
+        return []
 
     def flush(self) -> list[CodedRecord]:
-        """Code the frames still buffered (a short chunk); returns its record, if any."""
-        return [self._code_chunk()] if self._pending.frames else []
+        """Code the frames still buffered (a short chunk); return every record not yet given."""
+        out = self._code_chunk() if self._pending.frames else []
+        out += self._collect(keep=0)
+        if self._pool is not None:
+            self._pool.shutdown()
+            self._pool = None
+        return out
 
     def _to_tensor(self, frames: list[Frame]) -> torch.Tensor:
         return frames_to_tensor(frames, device=self.device)
 
-    def _to_frames(self, x_hat: torch.Tensor) -> list[Frame]:
-        return tensors_to_frames(x_hat, chroma=self.info.chroma, bit_depth=self.info.bit_depth)
+    def _submit(self, finish: Callable[[], CodedRecord], channel: EncoderChannel,
+                network_seconds: float) -> list[CodedRecord]:
+        """Queue a record's coding; return the records finished before it."""
+        if self.pipeline:
+            if self._pool is None:
+                self._pool = ThreadPoolExecutor(1, thread_name_prefix="ufvc-encode")
+            future = self._pool.submit(finish)
+        else:
+            future = _run_now(finish)
+        self._coding.append(_Job(future, channel, network_seconds))
+        # One record stays in coding while the networks go on: the pipeline's depth.
+        return self._collect(keep=1 if self.pipeline else 0)
 
-    def _record(self, kind, first, frames, reset, channel, models, recon) -> Record:
+    def _collect(self, keep: int) -> list[CodedRecord]:
+        out = []
+        while len(self._coding) > keep:
+            job = self._coding.popleft()
+            coded = job.future.result()
+            self.timing.add(job.network_seconds, job.channel.coding_seconds, len(coded.recon))
+            out.append(coded)
+        return out
+
+    @torch.inference_mode()
+    def _finish(self, kind: RecordType, first: int, frames: list[Frame], reset: bool,
+                channel: EncoderChannel, models: CoderModels, x_hat: torch.Tensor
+                ) -> CodedRecord:
+        """Planes of the reconstruction, arithmetic coding, the record (on the worker when
+        pipelined: it needs nothing the next chunk's networks change)."""
+        recon = tensors_to_frames(x_hat, chroma=self.info.chroma, bit_depth=self.info.bit_depth)
         z_writer, y_writer = SymbolWriter(models), SymbolWriter(models)
         channel.write(z_writer, y_writer, self.quality)
         parts = (z_writer.finish(), y_writer.finish(), RECON_CRC.pack(recon_crc(recon)))
-        return Record(kind, first, len(frames), self.quality, reset, parts)
+        return CodedRecord(Record(kind, first, len(frames), self.quality, reset, parts), recon,
+                           frames)
 
     @torch.inference_mode()
-    def _code_intra(self, frame: Frame, index: int) -> CodedRecord:
+    def _code_intra(self, frame: Frame, index: int) -> list[CodedRecord]:
         channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor([frame])
         started = time.perf_counter()
-        with self._compute:
+        with self._compute, self._networks:
             result = self.model.intra.code_frame(x, self._qp, channel)
         x_hat = result.x_hat.float().clamp(-0.5, 0.5)
         # The clamped reconstruction is the reference, as in the release's inference.
         self._state = self.model.video.init_state(x_hat)
         self._last_intra = index
-        recon = self._to_frames(x_hat)
-        record = self._record(RecordType.INTRA, index, [frame], False, channel,
-                              self.tables.intra, recon)
-        self.timing.add(time.perf_counter() - started, channel.coding_seconds, 1)
-        return CodedRecord(record, recon, [frame])
+        network = time.perf_counter() - started - channel.coding_seconds
+        finish = partial(self._finish, RecordType.INTRA, index, [frame], False, channel,
+                         self.tables.intra, x_hat)
+        return self._submit(finish, channel, network)
 
     @torch.inference_mode()
-    def _code_chunk(self) -> CodedRecord:
+    def _code_chunk(self) -> list[CodedRecord]:
         frames, first = self._pending.frames, self._pending.first_frame
         self._pending = _Pending()
         n = self.model.frames_per_chunk
@@ -271,21 +347,45 @@ class Encoder:
         channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor(padded).unsqueeze(0)
         started = time.perf_counter()
-        with self._compute:
+        with self._compute, self._networks:
             result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
         self._state = result.state
-        recon = self._to_frames(result.x_hat[0, : len(frames)])  # clamps, like the decoder
-        record = self._record(RecordType.CHUNK, first, frames, reset, channel,
-                              self.tables.video, recon)
-        self.timing.add(time.perf_counter() - started, channel.coding_seconds, len(frames))
-        return CodedRecord(record, recon, frames)
+        network = time.perf_counter() - started - channel.coding_seconds
+        # tensors_to_frames clamps, like the decoder.
+        finish = partial(self._finish, RecordType.CHUNK, first, frames, reset, channel,
+                         self.tables.video, result.x_hat[0, : len(frames)])
+        return self._submit(finish, channel, network)
+
+
+@dataclass
+class _Parsed:
+    """A data record with its payload readers and its z symbols already parsed."""
+
+    record: Record
+    channel: DecoderChannel
 
 
 class Decoder:
-    """Records in, frames out; the model must be the one the stream names."""
+    """Records in, frames out; the model must be the one the stream names.
+
+    `decode` handles one record at a time. `decode_all` with `pipeline` overlaps records:
+    while the networks decode record t, a worker thread reads record t + 1 (CRC checks)
+    and parses its z symbols, then converts record t's frames to planes, checks their CRC
+    and hands them to the sink. Frames and errors come out as without pipelining.
+
+    The networks run compiled exactly when the stream's header says the encoder's did, as
+    bit-exact decoding needs; `compile` only states what the caller expects (a mismatch
+    gives a one-line warning).
+    """
 
     def __init__(
-        self, model: CodecModel, header: SequenceHeader, *, device: str | torch.device = "cpu"
+        self,
+        model: CodecModel,
+        header: SequenceHeader,
+        *,
+        device: str | torch.device = "cpu",
+        pipeline: bool = True,
+        compile: bool = False,
     ) -> None:
         if model.name != header.model_id:
             raise ModelMismatchError(
@@ -299,7 +399,9 @@ class Decoder:
         self.model = prepare_model(model.to(device))
         self.header = header
         self.device = torch.device(device)
+        self.pipeline = pipeline
         self._compute = compute_context(header.compute_precision, self.device)
+        self._networks = self._network_mode(compile)
         self.tables = CodingTables.for_model(model, header.gaussian)
         if self.tables.digest != header.entropy_digest:
             raise ModelMismatchError(
@@ -309,25 +411,57 @@ class Decoder:
         self._size = (header.height, header.width)
         self.timing = Timing()
 
-    def _channel(self, record: Record, models: CoderModels) -> DecoderChannel:
+    def _network_mode(self, compile: bool) -> AbstractContextManager:
+        """Compiled networks for a stream made with them, else eager ones."""
+        if not self.header.compiled_networks:
+            if compile:
+                warn("the stream was encoded without torch.compile; its networks run eagerly, "
+                     "as bit-exact decoding needs")
+            return nullcontext()
+        if not compile:
+            warn("the stream was encoded with torch.compile'd networks; decoding compiles "
+                 "them too, as bit-exact decoding needs (slow the first time per size)")
+        if compile_available():
+            return compiled_networks(self.model)
+        return nullcontext()  # the CRC check will say if eager networks differ
+
+    def _z_shape(self, record: Record) -> tuple[int, int, int, int]:
+        """The z shape the model will ask for: known from the header before any network."""
+        if record.type == RecordType.INTRA:
+            return (1, self.model.intra.config.hyper_channels,
+                    *IntraCodec.hyper_size(self._size))
+        height, width = (math.ceil(math.ceil(side / FRAME_MULTIPLE) / LATENT_MULTIPLE)
+                         for side in self._size)
+        return (1, self.model.video.config.z_channels, height, width)
+
+    def _parse(self, record: Record) -> _Parsed:
+        """Check a record's parts and parse its z symbols (needs no network)."""
         if len(record.parts) < 3 or len(record.parts[2]) != RECON_CRC.size:
             raise CorruptStreamError(f"record at frame {record.first_frame} lacks payload parts")
-        return DecoderChannel(
+        models = self.tables.intra if record.type == RecordType.INTRA else self.tables.video
+        channel = DecoderChannel(
             self.tables.gaussian,
             self.header.skip_threshold,
             SymbolReader(models, record.parts[0]),
             SymbolReader(models, record.parts[1]),
             record.qp,
         )
+        channel.read_z(self._z_shape(record))
+        return _Parsed(record, channel)
+
+    def _parse_next(self, records: Iterator[Record]) -> _Parsed | None:
+        record = next(records, None)
+        return None if record is None else self._parse(record)
 
     @torch.inference_mode()
-    def decode(self, record: Record) -> list[Frame]:
-        """The frames of one data record."""
+    def _run_networks(self, parsed: _Parsed) -> tuple[torch.Tensor, float]:
+        """The record's reconstruction [N, 3, H, W] and the seconds the networks took."""
+        record, channel = parsed.record, parsed.channel
+        before = channel.coding_seconds
         started = time.perf_counter()
         qp = torch.tensor([record.qp], device=self.device)
         if record.type == RecordType.INTRA:
-            channel = self._channel(record, self.tables.intra)
-            with self._compute:
+            with self._compute, self._networks:
                 result = self.model.intra.code_frame(None, qp, channel, frame_size=self._size)
             x_hat = result.x_hat.float().clamp(-0.5, 0.5)
             self._state = self.model.video.init_state(x_hat)
@@ -336,27 +470,90 @@ class Decoder:
                 raise CorruptStreamError(
                     f"chunk at frame {record.first_frame} has no preceding intra frame"
                 )
-            channel = self._channel(record, self.tables.video)
-            with self._compute:
+            with self._compute, self._networks:
                 result = self.model.video.code_chunk(
                     None, qp, self._state, channel, reset=record.reset, frame_size=self._size
                 )
             self._state = result.state
             x_hat = result.x_hat[0, : record.num_frames]  # tensors_to_frames clamps
-        channel.z_reader.ensure_consumed()
         channel.y_reader.ensure_consumed()
+        seconds = time.perf_counter() - started - (channel.coding_seconds - before)
+        return x_hat, seconds
+
+    @torch.inference_mode()
+    def _finish(self, parsed: _Parsed, x_hat: torch.Tensor,
+                sink: Callable[[Frame], None] | None) -> list[Frame]:
+        """Planes of the reconstruction, checked against the encoder's CRC, then to `sink`."""
+        record = parsed.record
         frames = tensors_to_frames(x_hat, chroma=self.header.chroma,
                                    bit_depth=self.header.bit_depth)
-        self.timing.add(time.perf_counter() - started, channel.coding_seconds, len(frames))
         (expected,) = RECON_CRC.unpack(record.parts[2])
         if recon_crc(frames) != expected:
+            compiled = (", with torch.compile'd networks, which also need a working compiler "
+                        "here" if self.header.compiled_networks else "")
             raise CorruptStreamError(
                 f"frames {record.first_frame}..{record.first_frame + record.num_frames - 1} "
                 "decode differently from the encoder's reconstruction (the stream is damaged, "
-                "or this machine computes the model differently from the encoder's)"
+                f"or this machine computes the model differently from the encoder's{compiled})"
             )
+        if sink is not None:
+            for frame in frames:
+                sink(frame)
         return frames
 
-    def decode_all(self, records) -> Iterator[Frame]:
-        for record in records:
-            yield from self.decode(record)
+    def _collect(self, job: _Job) -> list[Frame]:
+        frames = job.future.result()
+        self.timing.add(job.network_seconds, job.channel.coding_seconds, len(frames))
+        return frames
+
+    def decode(self, record: Record) -> list[Frame]:
+        """The frames of one data record."""
+        parsed = self._parse(record)
+        x_hat, seconds = self._run_networks(parsed)
+        return self._collect(_Job(_run_now(partial(self._finish, parsed, x_hat, None)),
+                                  parsed.channel, seconds))
+
+    def decode_all(self, records: Iterable[Record],
+                   sink: Callable[[Frame], None] | None = None) -> Iterator[Frame]:
+        """The frames of `records`, in order; each goes to `sink` (if given) first.
+
+        With pipelining, `sink` runs on the worker thread (a writer's `write`, say), so
+        writing overlaps the networks as well.
+        """
+        if not self.pipeline:
+            for record in records:
+                frames = self.decode(record)
+                if sink is not None:
+                    for frame in frames:
+                        sink(frame)
+                yield from frames
+            return
+        source = iter(records)
+        with ThreadPoolExecutor(1, thread_name_prefix="ufvc-decode") as pool:
+            pending: _Job | None = None  # the previous record, finishing on the worker
+            upcoming = pool.submit(self._parse_next, source)
+            try:
+                while True:
+                    try:
+                        parsed = upcoming.result()
+                        if parsed is None:
+                            break
+                        upcoming = pool.submit(self._parse_next, source)
+                        x_hat, seconds = self._run_networks(parsed)
+                    except Exception:
+                        if pending is not None:  # the earlier record's frames (or error) first
+                            yield from self._collect(pending)
+                        raise
+                    job = _Job(pool.submit(self._finish, parsed, x_hat, sink), parsed.channel,
+                               seconds)
+                    if pending is not None:
+                        yield from self._collect(pending)
+                    pending = job
+                if pending is not None:
+                    yield from self._collect(pending)
+            finally:
+                # On an error or an abandoned iteration: drop queued work; the pool's exit
+                # waits for the job in progress, so nothing touches the reader or sink later.
+                upcoming.cancel()
+                if pending is not None:
+                    pending.future.cancel()

@@ -9,6 +9,7 @@ import sys
 from pathlib import Path
 
 from ufvc.codec import DEFAULT_MODEL
+from ufvc.commands.encode import add_speed_options
 from ufvc.errors import OutputError
 from ufvc.eval.bench import (
     DEFAULT_BENCH_QUALITY,
@@ -56,6 +57,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--peak-size", type=int, metavar="N",
                         help="side of the square matrices timed for the peak (default: 2048 "
                         "on CPU, 8192 on CUDA)")
+    add_speed_options(parser)
+    parser.add_argument("--pipeline-compare", action="store_true",
+                        help="time every size without pipelining, then with it, and report "
+                        "the fps ratio (encode and decode)")
     parser.add_argument("--json", metavar="FILE", help="also write the report as JSON")
     parser.set_defaults(func=run)
 
@@ -71,8 +76,10 @@ def command_line(args: argparse.Namespace) -> str:
             words += [flag, str(value)]
     words += ["--sizes", *args.sizes, "--frames", str(args.frames), "--warmup-chunks",
               str(args.warmup_chunks), "--quality", str(args.quality), "--device", args.device]
-    if args.bf16:
-        words.append("--bf16")
+    for flag, on in (("--bf16", args.bf16), ("--no-pipeline", args.no_pipeline),
+                     ("--pipeline-compare", args.pipeline_compare), ("--compile", args.compile)):
+        if on:
+            words.append(flag)
     return shlex.join(words)
 
 
@@ -85,6 +92,8 @@ def run(args: argparse.Namespace) -> int:
         report = run_bench(model, sizes, frames=args.frames, device=device,
                            quality=args.quality, warmup_chunks=args.warmup_chunks,
                            bf16=args.bf16, peak_size=args.peak_size,
+                           pipeline=not args.no_pipeline,
+                           pipeline_compare=args.pipeline_compare, compile=args.compile,
                            progress=lambda what: print(f"bench: {what}", file=sys.stderr))
     report.command = command_line(args)
     print(report.to_table(), end="")

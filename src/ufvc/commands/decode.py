@@ -9,7 +9,7 @@ import time
 from tqdm import tqdm
 
 from ufvc.codec import open_stream
-from ufvc.commands.encode import add_model_options
+from ufvc.commands.encode import add_model_options, add_speed_options
 from ufvc.io import open_writer
 
 
@@ -23,6 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("input", help="the .ufv file")
     parser.add_argument("-o", "--output", required=True, help="decoded video")
     add_model_options(parser)
+    add_speed_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -30,12 +31,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     count = 0
-    with open_stream(args.input, model=args.model, device=args.device) as stream:
+    with open_stream(args.input, model=args.model, device=args.device,
+                     pipeline=not args.no_pipeline, compile=args.compile) as stream:
         bar = tqdm(total=stream.info.num_frames, unit="frame", desc="decode",
                    disable=args.quiet, file=sys.stderr, leave=False)
         with bar, open_writer(args.output, stream.info) as writer:
-            for frame in stream:
-                writer.write(frame)
+            # The writer stages its file: an error leaves nothing, even mid-pipeline.
+            for _ in stream.frames(sink=writer.write):
                 count += 1
                 bar.update()
     seconds = time.perf_counter() - started

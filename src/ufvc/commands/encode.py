@@ -23,6 +23,22 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
 
 
+def add_speed_options(parser: argparse.ArgumentParser) -> None:
+    """--no-pipeline and --compile, shared by encode, decode and bench."""
+    parser.add_argument(
+        "--no-pipeline", action="store_true",
+        help="do not overlap one chunk's arithmetic coding (and frame conversion) with the "
+        "next chunk's networks on a worker thread; the output is the same either way",
+    )
+    parser.add_argument(
+        "--compile", action="store_true",
+        help="run the networks through torch.compile (needs a C compiler; the first run "
+        "per size compiles, later runs use the cache in $UFVC_COMPILE_CACHE, default "
+        "~/.cache/ufvc/torch-compile). Compiled networks round differently, so a stream "
+        "records whether they ran and decoding always follows the stream",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode",
@@ -58,6 +74,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--recon", metavar="FILE", help="also write the encoder's reconstruction")
     add_model_options(parser)
+    add_speed_options(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_input_options(parser)
     parser.set_defaults(func=run)
@@ -72,7 +89,7 @@ def run(args: argparse.Namespace) -> int:
             intra_period=args.intra_period, skip_threshold=args.skip_threshold,
             precision=args.precision, recon=args.recon, device=args.device,
             reader_options=reader_options(args),
-            progress=bar.update,
+            progress=bar.update, pipeline=not args.no_pipeline, compile=args.compile,
         )
     psnr = summary.psnr.mean()
     print(

@@ -5,11 +5,18 @@ For each frame size, a seeded `ufvc.samples.synthetic_video` clip is coded with 
 codec at one quality. The intra frame and the first `warmup_chunks` chunks are coded but not
 timed (first calls pay for allocation and kernel selection); then whole chunks are timed:
 
-- wall clock of `Encoder.encode` over the timed frames (tensor conversion, networks, symbol
-  handling, arithmetic coding, record packing; no file I/O), and of `Decoder.decode` over
-  the records they produced. On CUDA the device is synchronised before each clock reading.
+- wall clock of `Encoder.encode` over the timed frames and the `flush` that hands back their
+  last records (tensor conversion, networks, symbol handling, arithmetic coding, record
+  packing; no file I/O), and of `Decoder.decode_all` over the records they produced. On
+  CUDA the device is synchronised before each clock reading.
 - The split into network and entropy-coding seconds is the codec's own `Timing`; what the
   wall clock holds beyond the two ("other") is frame conversion outside the codec's timer.
+  With pipelining (the default) the arithmetic coding and the frame conversion of one record
+  run on a worker thread beside the next record's networks, so network + entropy seconds
+  may exceed the wall clock. `pipeline_compare` also times every size without pipelining
+  and reports the fps ratio.
+- With `compile`, the networks run through torch.compile, and each size is coded once
+  untimed before the timed run, which compilation stays out of.
 - MACs per frame are counted by `ufvc.models.complexity.video_cost` at the frame size
   (steady-state chunk, encode side and decode side); achieved MAC/s is that count times
   the frames per second, and its share of the measured matrix-product peak in the codec's
@@ -27,14 +34,16 @@ import platform
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
+from functools import partial
 from typing import Any
 
 import torch
 
 import ufvc
 from ufvc.codec import DEFAULT_RESET_INTERVAL, Decoder, Encoder
+from ufvc.codec.compile import compile_available, compile_notes
 from ufvc.codec.core import Timing, check_quality
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
@@ -208,16 +217,30 @@ class SizeSpeed:
     encode: CodingSpeed
     decode: CodingSpeed
     bpp: float  # rate of the timed frames (records' bytes), for context only
+    pipeline: bool = True
+    unpipelined: SizeSpeed | None = None  # the same size without pipelining, when compared
 
     @property
     def label(self) -> str:
         names = {size: name for name, size in NAMED_SIZES.items()}
         return names.get((self.width, self.height), f"{self.width}x{self.height}")
 
+    def pipeline_gain(self) -> dict[str, float] | None:
+        """fps with pipelining over fps without, per direction, when both were measured."""
+        if self.unpipelined is None:
+            return None
+        return {"encode": self.encode.fps / self.unpipelined.encode.fps,
+                "decode": self.decode.fps / self.unpipelined.decode.fps}
+
     def to_dict(self) -> dict[str, Any]:
-        return {"size": self.label, "width": self.width, "height": self.height,
-                "bpp": self.bpp, "encode": self.encode.to_dict(),
+        data = {"size": self.label, "width": self.width, "height": self.height,
+                "bpp": self.bpp, "pipeline": self.pipeline, "encode": self.encode.to_dict(),
                 "decode": self.decode.to_dict()}
+        if self.unpipelined is not None:
+            data["unpipelined"] = {"encode": self.unpipelined.encode.to_dict(),
+                                   "decode": self.unpipelined.decode.to_dict()}
+            data["pipeline_gain"] = self.pipeline_gain()
+        return data
 
 
 @dataclass
@@ -235,6 +258,8 @@ class BenchReport:
     warmup_frames: int  # coded before timing starts: the intra frame and warm-up chunks
     frames_per_chunk: int
     peaks: dict[str, MatmulPeak]
+    pipeline: bool = True
+    compile: bool = False
     sizes: list[SizeSpeed] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
@@ -260,6 +285,8 @@ class BenchReport:
             "quality": self.quality,
             "warmup_frames": self.warmup_frames,
             "frames_per_chunk": self.frames_per_chunk,
+            "pipeline": self.pipeline,
+            "compile": self.compile,
             "versions": self.versions,
             "peaks": {name: peak.to_dict() for name, peak in self.peaks.items()},
             "sizes": [size.to_dict() for size in self.sizes],
@@ -269,7 +296,9 @@ class BenchReport:
     def to_table(self) -> str:
         """A plain-text report: conditions, peaks, then one line per size."""
         lines = [
-            f"model {self.model} ({self.weights}), {self.precision}, quality {self.quality}",
+            f"model {self.model} ({self.weights}), {self.precision}, quality {self.quality}, "
+            f"pipelining {'on' if self.pipeline else 'off'}, "
+            f"torch.compile {'on' if self.compile else 'off'}",
             f"device {self.device}: {self.device_name}, {self.threads} thread(s)",
             "matmul peak: " + ", ".join(f"{name} {peak.gmacs:,.1f} GMAC/s "
                                         f"({peak.size}^3 x{peak.repeats})"
@@ -277,18 +306,24 @@ class BenchReport:
             f"timed: whole {self.frames_per_chunk}-frame chunks after {self.warmup_frames} "
             "warm-up frame(s) (intra frame and first chunk(s) excluded)",
             "",
-            f"{'size':>10} {'dir':>4} {'frames':>6} {'fps':>8} {'net s':>8} {'ent s':>8} "
-            f"{'other s':>8} {'GMAC/f':>8} {'GMAC/s':>9} {'of peak':>8}",
+            f"{'size':>10} {'dir':>4} {'pipe':>4} {'frames':>6} {'fps':>8} {'net s':>8} "
+            f"{'ent s':>8} {'other s':>8} {'GMAC/f':>8} {'GMAC/s':>9} {'of peak':>8}",
         ]
         peak = self.peak_for_codec()
         for size in self.sizes:
-            for name, speed in (("enc", size.encode), ("dec", size.decode)):
-                share = f"{100 * speed.gmacs / peak.gmacs:7.2f}%" if peak else "    n/a"
-                lines.append(
-                    f"{size.label:>10} {name:>4} {speed.frames:>6} {speed.fps:>8.3f} "
-                    f"{speed.network_seconds:>8.3f} {speed.entropy_seconds:>8.3f} "
-                    f"{speed.other_seconds:>8.3f} {speed.macs_per_frame / 1e9:>8.3g} "
-                    f"{speed.gmacs:>9.1f} {share}")
+            runs = [size] if size.unpipelined is None else [size.unpipelined, size]
+            for run in runs:
+                for name, speed in (("enc", run.encode), ("dec", run.decode)):
+                    share = f"{100 * speed.gmacs / peak.gmacs:7.2f}%" if peak else "    n/a"
+                    lines.append(
+                        f"{size.label:>10} {name:>4} {'on' if run.pipeline else 'off':>4} "
+                        f"{speed.frames:>6} {speed.fps:>8.3f} "
+                        f"{speed.network_seconds:>8.3f} {speed.entropy_seconds:>8.3f} "
+                        f"{speed.other_seconds:>8.3f} {speed.macs_per_frame / 1e9:>8.3g} "
+                        f"{speed.gmacs:>9.1f} {share}")
+        gains = [(size.label, size.pipeline_gain()) for size in self.sizes]
+        lines += [f"pipelining gain at {label} (fps on / off): encode x{gain['encode']:.3f}, "
+                  f"decode x{gain['decode']:.3f}" for label, gain in gains if gain]
         lines += [f"note: {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -302,12 +337,59 @@ def _snapshot(timing: Timing) -> Timing:
     return Timing(timing.network_seconds, timing.entropy_seconds, timing.frames)
 
 
+@dataclass(frozen=True)
+class _ClipTimes:
+    records: list  # the timed records
+    encode: tuple[float, float, float]  # wall, network and entropy seconds
+    decode: tuple[float, float, float]
+    decoded: int
+
+
+def _time_clip(model: CodecModel, source: list, warmup: int, *, device: torch.device,
+               **options: Any) -> _ClipTimes:
+    """Code `source`, timing the encode and the decode of everything after `warmup` frames."""
+    width, height = source[0].width, source[0].height
+    info = VideoInfo(width, height, Fraction(25), len(source))
+    encoder = Encoder(model, info, reset_interval=DEFAULT_RESET_INTERVAL, device=device,
+                      **options)
+    # flush() hands back the records still in the pipeline (whole chunks: none is padded).
+    warm_records = [coded.record for frame in source[:warmup] for coded in encoder.encode(frame)]
+    warm_records += [coded.record for coded in encoder.flush()]
+
+    synchronize(device)
+    before = _snapshot(encoder.timing)
+    started = time.perf_counter()
+    timed_records = [coded.record for frame in source[warmup:]
+                     for coded in encoder.encode(frame)]
+    timed_records += [coded.record for coded in encoder.flush()]
+    synchronize(device)
+    encode = (time.perf_counter() - started, *_timing_delta(encoder.timing, before))
+    if sum(record.num_frames for record in timed_records) != len(source) - warmup:
+        raise RuntimeError("bench timed a padded chunk")  # a bug here, not user input
+
+    decoder = Decoder(model, encoder.header, device=device, pipeline=options["pipeline"],
+                      compile=options["compile"])
+    for _ in decoder.decode_all(warm_records):
+        pass
+    synchronize(device)
+    before = _snapshot(decoder.timing)
+    started = time.perf_counter()
+    decoded = sum(1 for _ in decoder.decode_all(timed_records))
+    synchronize(device)
+    decode = (time.perf_counter() - started, *_timing_delta(decoder.timing, before))
+    return _ClipTimes(timed_records, encode, decode, decoded)
+
+
 def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
                  device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
-                 warmup_chunks: int = 1, precision: str = "fp32") -> SizeSpeed:
+                 warmup_chunks: int = 1, precision: str = "fp32", pipeline: bool = True,
+                 compile: bool = False) -> SizeSpeed:
     """Encode and decode speed of the chunk codec at one frame size.
 
-    `frames` is rounded up to whole chunks, so no timed chunk is padded.
+    `frames` is rounded up to whole chunks, so no timed chunk is padded. With `compile`,
+    the clip is coded once untimed first: modules compile on their first call in each
+    situation (first chunk, later chunks, the chunk after a reset), which a warm-up chunk
+    alone does not cover.
     """
     if frames < 1 or warmup_chunks < 0:
         raise InputFormatError("bench needs frames >= 1 and warm-up chunks >= 0")
@@ -315,51 +397,34 @@ def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
     timed = math.ceil(frames / n) * n
     warmup = 1 + warmup_chunks * n
     source = list(synthetic_video(width, height, warmup + timed, seed=BENCH_SEED))
-    info = VideoInfo(width, height, Fraction(25), len(source))
-    encoder = Encoder(model, info, quality=quality, reset_interval=DEFAULT_RESET_INTERVAL,
-                      precision=precision, device=device)
-    warm_records = [coded.record for frame in source[:warmup] for coded in encoder.encode(frame)]
-
-    synchronize(device)
-    before = _snapshot(encoder.timing)
-    started = time.perf_counter()
-    timed_records = [coded.record for frame in source[warmup:]
-                     for coded in encoder.encode(frame)]
-    synchronize(device)
-    encode_seconds = time.perf_counter() - started
-    encode_split = _timing_delta(encoder.timing, before)
-    if encoder.flush():  # whole chunks only: nothing may be left buffered
-        raise RuntimeError("bench left frames in the encoder")  # a bug here, not user input
-
-    decoder = Decoder(model, encoder.header, device=device)
-    for record in warm_records:
-        decoder.decode(record)
-    synchronize(device)
-    before = _snapshot(decoder.timing)
-    started = time.perf_counter()
-    decoded = sum(len(decoder.decode(record)) for record in timed_records)
-    synchronize(device)
-    decode_seconds = time.perf_counter() - started
-    decode_split = _timing_delta(decoder.timing, before)
+    options = {"quality": quality, "precision": precision, "pipeline": pipeline,
+               "compile": compile}
+    for _ in range(2 if compile else 1):
+        times = _time_clip(model, source, warmup, device=device, **options)
 
     with torch.device("meta"):
         shapes_only = CodecModel(model.name, model.model_id, model.intra.config,
                                  model.video.config)
     cost = video_cost(shapes_only.video, (height, width))
-    bits = sum(8 * len(record.pack()) for record in timed_records)
+    bits = sum(8 * len(record.pack()) for record in times.records)
     return SizeSpeed(
         width, height,
-        CodingSpeed(timed, encode_seconds, *encode_split, cost.encode_macs),
-        CodingSpeed(decoded, decode_seconds, *decode_split, cost.decode_macs),
+        CodingSpeed(timed, *times.encode, cost.encode_macs),
+        CodingSpeed(times.decoded, *times.decode, cost.decode_macs),
         bits / (timed * width * height),
+        pipeline,
     )
 
 
 def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: int,
               device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
               warmup_chunks: int = 1, bf16: bool = False, peak_size: int | None = None,
+              pipeline: bool = True, pipeline_compare: bool = False, compile: bool = False,
               progress: Callable[[str], None] | None = None) -> BenchReport:
-    """Measure the matmul peaks, then encode and decode speed at every size."""
+    """Measure the matmul peaks, then encode and decode speed at every size.
+
+    `pipeline_compare` measures every size without pipelining first, then with it.
+    """
     check_quality(quality)
     model = model.to(device).eval()
     precision = "bfloat16" if bf16 else "float32"  # bf16 = autocast, chosen per stream
@@ -375,8 +440,15 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
         warmup_frames=1 + warmup_chunks * model.frames_per_chunk,
         frames_per_chunk=model.frames_per_chunk,
         peaks={},
+        pipeline=pipeline or pipeline_compare,
+        compile=compile and compile_available(),
         versions={"ufvc": ufvc.__version__, "torch": torch.__version__},
     )
+    if report.pipeline:
+        report.notes.append(
+            "pipelined: a record's arithmetic coding and frame conversion run on a worker "
+            "thread beside the next record's networks, so net s + ent s can exceed the wall "
+            "clock")
     if device.type == "cuda":
         report.notes.append(
             "the codec's network/entropy split does not synchronise the GPU: network work "
@@ -390,7 +462,11 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
     for width, height in sizes:
         if progress:
             progress(f"{width}x{height}")
-        report.sizes.append(measure_size(model, width, height, frames=frames, device=device,
-                                         quality=quality, warmup_chunks=warmup_chunks,
-                                         precision="bf16" if bf16 else "fp32"))
+        measure = partial(measure_size, model, width, height, frames=frames, device=device,
+                          quality=quality, warmup_chunks=warmup_chunks,
+                          precision="bf16" if bf16 else "fp32", compile=report.compile)
+        unpipelined = measure(pipeline=False) if pipeline_compare else None
+        speed = measure(pipeline=report.pipeline)
+        report.sizes.append(replace(speed, unpipelined=unpipelined))
+    report.notes += [f"torch.compile: {note}" for note in compile_notes()]
     return report
