@@ -123,7 +123,7 @@ def testset_section(rows: Sequence[RateRow]) -> list[str]:
 
 
 def _number(value: float | None, digits: int) -> str:
-    return "" if value is None else f"{value:.{digits}f}"
+    return "-" if value is None else f"{value:.{digits}f}"
 
 
 def rd_section(rows: Sequence[RateRow]) -> list[str]:
@@ -205,7 +205,83 @@ def _split(speed: dict[str, Any]) -> str:
                       for key in ("network_seconds", "entropy_seconds", "other_seconds"))
 
 
-def speed_section(bench: dict[Path, dict[str, Any]], root: Path) -> list[str]:
+def _bench_key(report: dict[str, Any], size: dict[str, Any]) -> tuple:
+    return (report["model"], report["device"], report["precision"], report["threads"],
+            size["size"])
+
+
+def _ratio(after: float, before: float | None) -> str:
+    return f"x{after / before:.2f}" if before else "n/a"
+
+
+def summary_section(bench: dict[Path, dict[str, Any]],
+                    before: dict[Path, dict[str, Any]]) -> list[str]:
+    """One line per (model, precision, threads, size): fps before and after the speed work,
+    share of the matmul peak, pipelining gain; then chunk codec (HT-S) against LD."""
+    earlier = {_bench_key(report, size): size for report in before.values()
+               for size in report["sizes"]}
+    lines = ["### Summary", "",
+             "Before: `results/bench/before/` (the codec before pipelining and "
+             "`--compile` existed); after: `results/bench/`, without and with pipelining, "
+             "both measured in the same run (`--pipeline-compare`; the gain is their "
+             "ratio). By default the codec pipelines only when a core is left beside the "
+             "networks' threads. % of peak: the pipelined run's GMAC/s over the matmul peak "
+             "in the codec's precision, measured in the same run.", "",
+             "| model | precision | threads | size | compile | enc fps before / after off / "
+             "after on | dec fps before / after off / after on | pipelining gain enc / dec | "
+             "enc / dec % of peak |",
+             "|---|---|---:|---|---|---:|---:|---:|---:|"]
+    after_fps: dict[tuple, dict[str, float]] = {}
+    for report in sorted(bench.values(), key=lambda r: (r["model"], r["precision"],
+                                                         r["threads"], r.get("compile", False))):
+        peak = report.get("peaks", {}).get(report["precision"], {}).get("gmacs")
+        for size in report["sizes"]:
+            key = _bench_key(report, size)
+            old = earlier.get(key)
+            enc, dec = size["encode"], size["decode"]
+            off = size.get("unpipelined", {})
+            shares = (f"{100 * enc['gmacs'] / peak:.1f} / {100 * dec['gmacs'] / peak:.1f}"
+                      if peak else "n/a")
+            gain = size.get("pipeline_gain")
+            gain_text = f"x{gain['encode']:.2f} / x{gain['decode']:.2f}" if gain else "-"
+            cells = []
+            for direction in ("encode", "decode"):
+                before_fps = old[direction]["fps"] if old else None
+                off_fps = off[direction]["fps"] if direction in off else None
+                best = max(size[direction]["fps"], off_fps or 0.0)
+                cells.append(f"{_number(before_fps, 2)} / {_number(off_fps, 2)} / "
+                             f"{size[direction]['fps']:.2f} ({_ratio(best, before_fps)})")
+            compiled = "yes" if report.get("compile") else "no"
+            lines.append(
+                f"| {report['model']} | {report['precision']} | {report['threads']} | "
+                f"{size['size']} | {compiled} | {cells[0]} | {cells[1]} | {gain_text} | "
+                f"{shares} |")
+            if not report.get("compile"):
+                after_fps[key] = {d: max(size[d]["fps"], off[d]["fps"] if d in off else 0.0)
+                                  for d in ("encode", "decode")}
+    lines.append("")
+    pairs = []
+    for (model, device, precision, threads, size), fps in sorted(after_fps.items()):
+        if model != "dcvc-uf-hts":
+            continue
+        ld = after_fps.get(("dcvc-uf-ld", device, precision, threads, size))
+        if ld:
+            pairs.append(f"| {precision} | {threads} | {size} | {fps['encode']:.2f} / "
+                         f"{ld['encode']:.2f} = x{fps['encode'] / ld['encode']:.2f} | "
+                         f"{fps['decode']:.2f} / {ld['decode']:.2f} = "
+                         f"x{fps['decode'] / ld['decode']:.2f} |")
+    if pairs:
+        lines += ["Chunk coding against frame-by-frame coding: HT-S (8-frame chunks) over LD "
+                  "(one frame per call), both the official structures with the fixture "
+                  "recipe's weights, same run conditions, the faster pipelining mode of "
+                  "each.", "",
+                  "| precision | threads | size | encode fps HT-S / LD | decode fps HT-S / LD |",
+                  "|---|---:|---|---:|---:|", *pairs, ""]
+    return lines
+
+
+def speed_section(bench: dict[Path, dict[str, Any]], before: dict[Path, dict[str, Any]],
+                  root: Path) -> list[str]:
     lines = ["## Speed", "",
              "`ufvc bench`: synthetic video, whole chunks timed after the intra frame and a "
              "warm-up chunk. net / ent / other: seconds per frame in the networks, in entropy "
@@ -214,16 +290,19 @@ def speed_section(bench: dict[Path, dict[str, Any]], root: Path) -> list[str]:
              "run in the codec's precision.", ""]
     if not bench:
         return lines + ["No bench results.", ""]
+    lines += summary_section(bench, before)
     for path, report in sorted(bench.items()):
         peaks = report.get("peaks", {})
         peak = peaks.get(report["precision"], {}).get("gmacs")
         peak_text = ", ".join(f"{name} {value['gmacs']:,.0f} GMAC/s"
                               for name, value in peaks.items())
+        options = (f"pipelining {'on' if report.get('pipeline', False) else 'off'}, "
+                   f"torch.compile {'on' if report.get('compile') else 'off'}")
         lines += [
             f"### {report['model']} on {report['device']} ({report['device_name']}, "
             f"{report['threads']} threads)", "",
             f"`{_relative(path, root)}`: weights {report['weights']}, {report['precision']}, "
-            f"quality {report['quality']}; matmul peak {peak_text}.", "",
+            f"quality {report['quality']}, {options}; matmul peak {peak_text}.", "",
             "| size | enc fps | dec fps | enc net / ent / other s | dec net / ent / other s | "
             "GMAC/frame enc / dec | enc GMAC/s | dec GMAC/s |",
             "|---|---:|---:|---:|---:|---:|---:|---:|",
@@ -262,6 +341,8 @@ def build_page(root: Path, out: Path, plots: Path, plan: Sequence[PlannedRun]) -
     neural_rows = [row for path in files["neural"] for row in read_rows(path)]
     rows = anchor_rows + neural_rows
     bench = {path: read_bench(path) for path in bench_files}
+    before = {path: read_bench(path) for path in sorted((results / "bench" / "before")
+                                                        .glob("*.json"))}
     lines = ["# Results", "",
              "Generated by `benchmarks/make_results.py` from the files under `results/`; "
              "do not edit by hand: change the inputs and run the script again.", ""]
@@ -274,7 +355,7 @@ def build_page(root: Path, out: Path, plots: Path, plan: Sequence[PlannedRun]) -
         lines += plots_section(rows, plots, out)
     else:
         lines += ["No rate-distortion results yet.", ""]
-    lines += speed_section(bench, root)
+    lines += speed_section(bench, before, root)
     return "\n".join(lines).rstrip("\n") + "\n"
 
 

@@ -145,3 +145,16 @@ def test_cli_flags_and_a_cut_stream_leave_no_output(tmp_path, clip, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and err[0].startswith("ufvc: error:")
     assert not out.exists() and not [p for p in tmp_path.iterdir() if p.name.startswith(".cut")]
+
+
+def test_pipelining_by_default_only_when_a_core_is_free(monkeypatch):
+    from ufvc.codec.core import default_pipeline
+
+    monkeypatch.setattr("os.sched_getaffinity", lambda _: {0, 1}, raising=False)
+    cpu = torch.device("cpu")
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert not default_pipeline(cpu)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 1)
+    assert default_pipeline(cpu)
+    monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
+    assert default_pipeline(torch.device("cuda"))  # the networks leave the CPU alone

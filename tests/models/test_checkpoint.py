@@ -195,3 +195,17 @@ def test_bad_config_data_raises_checkpoint_error():
         config_from_data(ChunkCodecConfig, {**data, "entropy_mode": "zigzag"}, source="t")
     with pytest.raises(CheckpointError, match="unknown ChunkCodecConfig fields: colour"):
         config_from_data(ChunkCodecConfig, {**data, "colour": 1}, source="t")
+
+
+def test_files_written_before_a_config_field_existed_load_with_its_default(tmp_path):
+    model = CodecModel("ufvc-tiny", 250, INTRA_TINY, TINY)
+    model.load_recipe_weights()
+    path = tmp_path / "old.ufvm"
+    save_ufvm(model, path)
+    data = torch.load(path, weights_only=True)
+    for part in ("intra", "video"):
+        del data["config"][part]["qp_step_range"]
+    torch.save(data, path)
+    loaded = load_model_file(path)
+    assert loaded.video.config.qp_step_range == () and loaded.video.q_step is None
+    assert create_model("ufvc-tiny", checkpoint=path).weights_digest() == model.weights_digest()

@@ -1,13 +1,15 @@
 """Interpolating the per-qp rows between trained levels."""
 
+import dataclasses
 import math
 
 import pytest
 import torch
 
 from ufvc.errors import InputFormatError
+from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import INTRA_TINY
-from ufvc.models.qp_tables import interpolate_qp_rows
+from ufvc.models.qp_tables import copy_qp_row, interpolate_qp_rows, step_table
 from ufvc.models.registry import CodecModel
 from ufvc.models.video import TINY
 
@@ -48,3 +50,76 @@ def test_bad_levels_are_refused():
     model = CodecModel("ufvc-tiny", 250, INTRA_TINY, TINY)
     with pytest.raises(InputFormatError):
         interpolate_qp_rows(model, [70])
+
+
+def _stepped_tiny(step_range=(2.0, 0.5)) -> CodecModel:
+    intra = dataclasses.replace(INTRA_TINY, qp_step_range=step_range)
+    video = dataclasses.replace(TINY, qp_step_range=step_range)
+    model = CodecModel("ufvc-tiny", 250, intra, video)
+    model.load_recipe_weights()
+    return model
+
+
+def test_step_table_is_geometric_and_absent_from_official_structures():
+    table = step_table((3.0, 0.1), 64)
+    assert table.shape == (64, 1)
+    assert math.isclose(float(table[0]), 3.0, rel_tol=1e-6)
+    assert math.isclose(float(table[63]), 0.1, rel_tol=1e-6)
+    ratios = table[1:, 0] / table[:-1, 0]
+    torch.testing.assert_close(ratios, torch.full_like(ratios, float(ratios[0])))
+    assert step_table((), 64) is None
+    with pytest.raises(ValueError):
+        step_table((1.0, -1.0), 64)
+    model = CodecModel("ufvc-tiny", 250, INTRA_TINY, TINY)
+    assert model.intra.q_step is None and model.video.q_step is None
+    # The recipe weights of a stepped model keep the configured start, not random values.
+    stepped = _stepped_tiny()
+    torch.testing.assert_close(stepped.video.q_step, step_table((2.0, 0.5), 64))
+
+
+def test_copy_row_sets_every_table_but_the_steps():
+    model = _stepped_tiny()
+    steps = model.video.q_step.detach().clone()
+    changed = copy_qp_row(model, 40)
+    assert "video.q_encoder" in changed and "intra.bit_estimator_z.a" in changed
+    assert "video.q_step" not in changed
+    for row in (0, 17, 63):
+        assert torch.equal(model.video.q_decoder[row], model.video.q_decoder[40])
+        assert torch.equal(model.intra.bit_estimator_z.b[row], model.intra.bit_estimator_z.b[40])
+    assert torch.equal(model.video.q_step, steps)
+    with pytest.raises(InputFormatError):
+        copy_qp_row(model, 64)
+
+
+@torch.no_grad()
+def test_finer_steps_cost_more_bits_and_quantise_more_finely():
+    model = _stepped_tiny((4.0, 0.25))
+    copy_qp_row(model, 63)  # the levels now differ only by their step
+    frame = torch.rand(1, 3, 64, 64, generator=torch.Generator().manual_seed(3)) - 0.5
+    bits, errors = [], []
+    for qp in (0, 63):
+        channel = EstimateChannel()
+        result = model.intra.code_frame(frame, torch.tensor([qp]), channel)
+        bits.append(float(channel.bits_y))
+        # Rounding error back in the latent's own units: residual and symbols are in steps.
+        step = float(model.intra.q_step[qp])
+        errors.append(float((result.y_residual - result.y_symbols).abs().mean()) * step)
+    assert bits[1] > bits[0]
+    assert errors[1] < errors[0] / 4
+
+
+@torch.no_grad()
+def test_unit_steps_change_nothing():
+    plain = CodecModel("ufvc-tiny", 250, INTRA_TINY, TINY)
+    plain.load_recipe_weights()
+    stepped = _stepped_tiny((1.0, 1.0))
+    frames = torch.rand(1, 3, 3, 32, 48, generator=torch.Generator().manual_seed(5)) - 0.5
+    qp = torch.tensor([20])
+    outputs = []
+    for model in (plain, stepped):
+        intra = model.intra.code_frame(frames[:, 0], qp, EstimateChannel())
+        state = model.video.init_state(intra.x_hat)
+        chunk = model.video.code_chunk(frames[:, 1:], qp, state, EstimateChannel())
+        outputs.append((intra.x_hat, intra.y_symbols, chunk.x_hat, chunk.latent.symbols))
+    for a, b in zip(*outputs, strict=True):
+        assert torch.equal(a, b)

@@ -85,7 +85,7 @@ def encode(
     device: str | torch.device = "cpu",
     reader_options: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
-    pipeline: bool = True,
+    pipeline: bool | None = None,
     compile: bool = False,
 ) -> EncodeSummary:
     """Encode a video file into a `.ufv` file, one chunk in memory at a time.
@@ -94,7 +94,8 @@ def encode(
     `precision` "bf16" runs the networks under bfloat16 autocast (faster on CPUs with
     AMX or AVX512-BF16); the decoder follows the stream's choice.
     `progress` is called with the number of frames each completed record holds.
-    `pipeline` overlaps one chunk's arithmetic coding with the next chunk's networks;
+    `pipeline` overlaps one chunk's arithmetic coding with the next chunk's networks
+    (None: when a core is free, see `ufvc.codec.core.default_pipeline`);
     `compile` runs the networks through torch.compile. Neither changes the stream.
     """
     codec_model = load_model(model, device=device)
@@ -147,7 +148,7 @@ class DecodeStream:
         *,
         model: ModelSpec = None,
         device: str | torch.device = "cpu",
-        pipeline: bool = True,
+        pipeline: bool | None = None,
         compile: bool = False,
     ) -> None:
         self._reader = StreamReader(path)
@@ -188,7 +189,7 @@ def open_stream(
     *,
     model: ModelSpec = None,
     device: str | torch.device = "cpu",
-    pipeline: bool = True,
+    pipeline: bool | None = None,
     compile: bool = False,
 ) -> DecodeStream:
     """Open a `.ufv` file for decoding; the model defaults to the one the stream names."""
@@ -200,7 +201,7 @@ def decode(
     *,
     model: ModelSpec = None,
     device: str | torch.device = "cpu",
-    pipeline: bool = True,
+    pipeline: bool | None = None,
     compile: bool = False,
 ) -> Iterator[Frame]:
     """The frames of a `.ufv` file, decoded one record at a time (see `Decoder`)."""

@@ -76,7 +76,8 @@ def command_line(args: argparse.Namespace) -> str:
             words += [flag, str(value)]
     words += ["--sizes", *args.sizes, "--frames", str(args.frames), "--warmup-chunks",
               str(args.warmup_chunks), "--quality", str(args.quality), "--device", args.device]
-    for flag, on in (("--bf16", args.bf16), ("--no-pipeline", args.no_pipeline),
+    for flag, on in (("--bf16", args.bf16), ("--pipeline", args.pipeline is True),
+                     ("--no-pipeline", args.pipeline is False),
                      ("--pipeline-compare", args.pipeline_compare), ("--compile", args.compile)):
         if on:
             words.append(flag)
@@ -92,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
         report = run_bench(model, sizes, frames=args.frames, device=device,
                            quality=args.quality, warmup_chunks=args.warmup_chunks,
                            bf16=args.bf16, peak_size=args.peak_size,
-                           pipeline=not args.no_pipeline,
+                           pipeline=args.pipeline,
                            pipeline_compare=args.pipeline_compare, compile=args.compile,
                            progress=lambda what: print(f"bench: {what}", file=sys.stderr))
     report.command = command_line(args)

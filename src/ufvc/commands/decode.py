@@ -32,7 +32,7 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     count = 0
     with open_stream(args.input, model=args.model, device=args.device,
-                     pipeline=not args.no_pipeline, compile=args.compile) as stream:
+                     pipeline=args.pipeline, compile=args.compile) as stream:
         bar = tqdm(total=stream.info.num_frames, unit="frame", desc="decode",
                    disable=args.quiet, file=sys.stderr, leave=False)
         with bar, open_writer(args.output, stream.info) as writer:

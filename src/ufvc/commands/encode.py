@@ -24,12 +24,16 @@ def add_model_options(parser: argparse.ArgumentParser) -> None:
 
 
 def add_speed_options(parser: argparse.ArgumentParser) -> None:
-    """--no-pipeline and --compile, shared by encode, decode and bench."""
-    parser.add_argument(
-        "--no-pipeline", action="store_true",
-        help="do not overlap one chunk's arithmetic coding (and frame conversion) with the "
-        "next chunk's networks on a worker thread; the output is the same either way",
+    """--pipeline/--no-pipeline and --compile, shared by encode, decode and bench."""
+    pipelining = parser.add_mutually_exclusive_group()
+    pipelining.add_argument(
+        "--pipeline", dest="pipeline", action="store_true", default=None,
+        help="overlap one chunk's arithmetic coding (and frame conversion) with the next "
+        "chunk's networks on a worker thread (default: when a CPU core is left beside "
+        "--threads, or on a GPU); the output is the same either way",
     )
+    pipelining.add_argument("--no-pipeline", dest="pipeline", action="store_false",
+                            help="never pipeline")
     parser.add_argument(
         "--compile", action="store_true",
         help="run the networks through torch.compile (needs a C compiler; the first run "
@@ -89,7 +93,7 @@ def run(args: argparse.Namespace) -> int:
             intra_period=args.intra_period, skip_threshold=args.skip_threshold,
             precision=args.precision, recon=args.recon, device=args.device,
             reader_options=reader_options(args),
-            progress=bar.update, pipeline=not args.no_pipeline, compile=args.compile,
+            progress=bar.update, pipeline=args.pipeline, compile=args.compile,
         )
     psnr = summary.psnr.mean()
     print(

@@ -44,7 +44,7 @@ import torch
 import ufvc
 from ufvc.codec import DEFAULT_RESET_INTERVAL, Decoder, Encoder
 from ufvc.codec.compile import compile_available, compile_notes
-from ufvc.codec.core import Timing, check_quality
+from ufvc.codec.core import Timing, check_quality, default_pipeline
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
 from ufvc.io.types import VideoInfo
@@ -419,7 +419,8 @@ def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
 def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: int,
               device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
               warmup_chunks: int = 1, bf16: bool = False, peak_size: int | None = None,
-              pipeline: bool = True, pipeline_compare: bool = False, compile: bool = False,
+              pipeline: bool | None = None, pipeline_compare: bool = False,
+              compile: bool = False,
               progress: Callable[[str], None] | None = None) -> BenchReport:
     """Measure the matmul peaks, then encode and decode speed at every size.
 
@@ -440,7 +441,8 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
         warmup_frames=1 + warmup_chunks * model.frames_per_chunk,
         frames_per_chunk=model.frames_per_chunk,
         peaks={},
-        pipeline=pipeline or pipeline_compare,
+        pipeline=pipeline_compare or (default_pipeline(device) if pipeline is None
+                                      else pipeline),
         compile=compile and compile_available(),
         versions={"ufvc": ufvc.__version__, "torch": torch.__version__},
     )

@@ -178,19 +178,25 @@ def load_official(
 # --------------------------------------------------------------------------- configs as data
 
 
+def _plain(value: Any) -> Any:
+    if isinstance(value, Enum):
+        return value.value
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return config_to_data(value)
+    if isinstance(value, tuple | list):
+        return [_plain(item) for item in value]
+    return value
+
+
 def config_to_data(config: Any) -> dict[str, Any]:
     """A frozen config dataclass as plain data (enums by value, tuples as lists)."""
+    return {f.name: _plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
 
-    def plain(value: Any) -> Any:
-        if isinstance(value, Enum):
-            return value.value
-        if dataclasses.is_dataclass(value) and not isinstance(value, type):
-            return config_to_data(value)
-        if isinstance(value, tuple | list):
-            return [plain(item) for item in value]
-        return value
 
-    return {f.name: plain(getattr(config, f.name)) for f in dataclasses.fields(config)}
+def config_defaults(cls: type) -> dict[str, Any]:
+    """The defaulted fields of config dataclass `cls`, as plain data like `config_to_data`."""
+    return {f.name: _plain(f.default) for f in dataclasses.fields(cls)
+            if f.default is not dataclasses.MISSING}
 
 
 def config_from_data(cls: type, data: Mapping[str, Any], *, source: str) -> Any:

@@ -23,6 +23,7 @@ from torch import nn
 
 from ufvc.errors import InputFormatError
 from ufvc.models.channel import LatentChannel
+from ufvc.models.qp_tables import step_table
 from ufvc.models.spatial_prior import EntropyMode, build_spatial_prior
 from ufvc.nn.blocks import DCBlock, DownBlock, UpBlock
 from ufvc.nn.entropy import FactorizedDensity
@@ -51,6 +52,9 @@ class IntraCodecConfig:
     spatial_prior_depth: int = 3  # DC blocks of the shared step network, before its 1x1
     half_width: bool = False  # halve the inner width of every DC block
     shortcut: bool = True  # shortcut in the DC blocks of the hyper up/down and decoder up blocks
+    # Our models: initial quantisation step multiplier at qp 0 and qp 63 (a learned
+    # per-qp table `q_step`); empty for the official structure, which has none.
+    qp_step_range: tuple[float, ...] = ()
     num_qp: int = 64
 
     @property
@@ -220,6 +224,7 @@ class IntraCodec(nn.Module):
         )
         self.spatial_prior.attach(self)
         self.dec = IntraDecoder(cfg)
+        self.q_step = step_table(cfg.qp_step_range, cfg.num_qp)
 
     @staticmethod
     def latent_size(frame_size: tuple[int, int]) -> tuple[int, int]:
@@ -262,7 +267,9 @@ class IntraCodec(nn.Module):
 
         y_scaled = None if y is None else y * self.q_scale_y_enc[qp][:, :, None, None]
         scales, means = params.chunk(2, dim=1)
-        code = self.spatial_prior.code(y_scaled, params, scales, means, channel)
+        step_scale = None if self.q_step is None else self.q_step[qp][:, :, None, None]
+        code = self.spatial_prior.code(y_scaled, params, scales, means, channel,
+                                       step_scale=step_scale)
         y_hat = code.y_hat * self.q_scale_y_dec[qp][:, :, None, None]
 
         x_hat = self.dec(y_hat, self.q_scale_dec[qp])

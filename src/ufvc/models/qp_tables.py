@@ -11,6 +11,7 @@ trained row is repeated.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -20,8 +21,24 @@ from ufvc.errors import InputFormatError
 
 # The per-qp tables of the intra and chunk codecs (last part of the parameter name).
 MULTIPLIER_TABLES = frozenset({"q_encoder", "q_decoder", "q_feature", "q_scale_enc",
-                               "q_scale_dec", "q_scale_y_enc", "q_scale_y_dec"})
+                               "q_scale_dec", "q_scale_y_enc", "q_scale_y_dec", "q_step"})
 DENSITY_TABLES = frozenset({"bit_estimator_z.h", "bit_estimator_z.b", "bit_estimator_z.a"})
+
+
+def step_table(step_range: tuple[float, ...], num_qp: int) -> nn.Parameter | None:
+    """The per-qp quantisation step multipliers of our own models, or None when
+    `step_range` is empty (the official models).
+
+    Row qp is geometric between `step_range[0]` (qp 0) and `step_range[1]` (qp 63), so a
+    model starts with rates that fall as the quality level falls; training then moves the
+    rows freely.
+    """
+    if not step_range:
+        return None
+    if len(step_range) != 2 or min(step_range) <= 0:
+        raise ValueError(f"qp_step_range must be two positive steps, got {step_range}")
+    first, last = (math.log(v) for v in step_range)
+    return nn.Parameter(torch.exp(torch.linspace(first, last, num_qp)).unsqueeze(1))
 
 
 def _interpolate(rows: torch.Tensor, levels: Sequence[int], *, log: bool) -> torch.Tensor:
@@ -50,12 +67,34 @@ def interpolate_qp_rows(model: nn.Module, levels: Sequence[int], num_qp: int = 6
     if not levels or any(not 0 <= qp < num_qp for qp in levels):
         raise InputFormatError(f"trained qp levels must be in 0..{num_qp - 1}, got {levels}")
     changed = []
+    for name, param, is_density in _per_qp_tables(model, num_qp):
+        log = not is_density and bool((param > 0).all())
+        param.copy_(_interpolate(param.detach(), levels, log=log))
+        changed.append(name)
+    return changed
+
+
+def _per_qp_tables(model: nn.Module, num_qp: int):
+    """(name, parameter, is_density) of every per-qp table except `q_step`."""
     for name, param in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         is_density = ".".join(name.rsplit(".", 2)[-2:]) in DENSITY_TABLES
-        if not (is_density or leaf in MULTIPLIER_TABLES) or param.shape[0] != num_qp:
+        if (is_density or leaf in MULTIPLIER_TABLES) and param.shape[0] == num_qp:
+            yield name, param, is_density
+
+
+@torch.no_grad()
+def copy_qp_row(model: nn.Module, source_qp: int, num_qp: int = 64) -> list[str]:
+    """Set every row of every per-qp table except `q_step` to row `source_qp`, in place.
+
+    Returns the names of the tables changed.
+    """
+    if not 0 <= source_qp < num_qp:
+        raise InputFormatError(f"source qp must be in 0..{num_qp - 1}, got {source_qp}")
+    changed = []
+    for name, param, _ in _per_qp_tables(model, num_qp):
+        if name.rsplit(".", 1)[-1] == "q_step":
             continue
-        log = not is_density and bool((param > 0).all())
-        param.copy_(_interpolate(param.detach(), levels, log=log))
+        param.copy_(param[source_qp].expand_as(param))
         changed.append(name)
     return changed

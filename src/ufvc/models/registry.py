@@ -15,6 +15,7 @@ decoder agree on its digest.
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import resources
@@ -26,6 +27,7 @@ from torch import nn
 from ufvc.errors import CheckpointError, InputFormatError
 from ufvc.models import checkpoint as ckpt
 from ufvc.models.intra import INTRA, INTRA_S, INTRA_TINY, IntraCodec, IntraCodecConfig
+from ufvc.models.qp_tables import step_table
 from ufvc.models.recipe import recipe_state_dict
 from ufvc.models.spatial_prior import EntropyMode
 from ufvc.models.video import HTL, HTS, LD, TINY, ChunkCodec, ChunkCodecConfig, ReconLayout
@@ -34,13 +36,17 @@ WEIGHTS_PACKAGE = "ufvc.weights"  # shipped .ufvm files live in src/ufvc/weights
 
 # Our own default model: 8-frame chunks, streamlined 4-step entropy coding, narrow
 # half-width blocks; about 1/20 of HT-S's MACs per frame (see `ufvc info --model ufvc-s`).
+# Initial quantisation step multipliers at qp 0 and qp 63 of ufvc-s (both codecs): spreads
+# the rates of all levels from the first step of training (see benchmarks/respread_qp.py).
+UFVC_S_STEP_RANGE = (3.0, 0.1)
+UFVC_S_INTRA = dataclasses.replace(INTRA_S, qp_step_range=UFVC_S_STEP_RANGE)
 UFVC_S_VIDEO = ChunkCodecConfig(
     frames=8, y_channels=128, z_channels=64, feature_channels=128, memory_channels=128,
     recon_channels=64, encoder_blocks=3, decoder_blocks=3, adaptor_i_blocks=2,
     adaptor_m_blocks=3, extractor_blocks=2, recon_blocks=2,
     entropy_mode=EntropyMode.STREAMLINED_QUADTREE, recon_layout=ReconLayout.SHARED_GROUPS,
     recon_shared_blocks=1, recon_group_size=2, fusion_blocks=2, spatial_prior_blocks=2,
-    half_main=True, half_prior=True, half_recon=True,
+    half_main=True, half_prior=True, half_recon=True, qp_step_range=UFVC_S_STEP_RANGE,
 )
 
 
@@ -103,7 +109,7 @@ def _dcvc_uf_htl() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
 @register_model("ufvc-s", model_id=16, weights="ufvc-s.ufvm")
 def _ufvc_s() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
     """ufvc's small model: 8-frame chunks, streamlined prior, narrow half-width blocks."""
-    return INTRA_S, UFVC_S_VIDEO
+    return UFVC_S_INTRA, UFVC_S_VIDEO
 
 
 @register_model("ufvc-tiny", model_id=250)
@@ -165,7 +171,11 @@ class CodecModel(nn.Module):
     def load_recipe_weights(self) -> None:
         """The deterministic fixture-recipe weights (the official keys decide every value)."""
         for codec in (self.intra, self.video):
-            codec.load_state_dict(recipe_state_dict(codec), strict=True, assign=True)
+            state = recipe_state_dict(codec)
+            if "q_step" in state:  # ours, not an official key: its configured start
+                state["q_step"] = step_table(codec.config.qp_step_range,
+                                             codec.config.num_qp).detach()
+            codec.load_state_dict(state, strict=True, assign=True)
         self.weights_source = "recipe (untrained)"
 
     def load_ufvm(self, data: ckpt.UfvmFile, *, source: str) -> None:
@@ -174,6 +184,8 @@ class CodecModel(nn.Module):
         for part, config, stored in (("intra", self.intra.config, data.intra_config),
                                      ("video", self.video.config, data.video_config)):
             ours = ckpt.config_to_data(config)
+            # Files written before a field existed hold its default.
+            stored = {**ckpt.config_defaults(type(config)), **stored}
             differing = sorted(key for key in set(ours) | set(stored)
                                if ours.get(key) != stored.get(key) and key != "name")
             if differing:

@@ -37,6 +37,11 @@ and checkpoint loading on the host apply to it too.
 * ``scales``, ``means``: the initial entropy parameters, shape of y.
 * ``quant_step``: video models only, the predicted quantisation step (already clamped
   to >= 0.5): y is divided by it before the steps and y_hat multiplied by it after.
+* ``step_scale``: our own models only, the per-qp quantisation step multiplier g
+  ([B, 1, 1, 1], from the model's ``q_step`` table). It changes the step of the rounding
+  and nothing else: y, the means and the scales are divided by g, the step networks see
+  y_hat multiplied by g (the domain they were trained in) and their outputs are divided
+  by g, and the returned y_hat is multiplied by g. With g = 1 the result is unchanged.
 
 Channel protocol (``ufvc.models.channel.LatentChannel``): ``code`` calls
 ``channel.begin_y(scales_per_step, masks)`` once (streamlined modes: a list with the
@@ -77,7 +82,7 @@ class EntropyMode(Enum):
 class LatentCode:
     """Result of coding y through the spatial prior; merged tensors sum over the steps."""
 
-    y_hat: torch.Tensor  # dequantised latent (multiplied by quant_step when one was given)
+    y_hat: torch.Tensor  # dequantised latent (multiplied by step_scale and quant_step if given)
     symbols: torch.Tensor  # the integer residuals, as floats
     scales: torch.Tensor  # scale of each element's rate, before the 0.11 floor
     residual: torch.Tensor | None  # the value that was rounded; None when decoding
@@ -136,18 +141,25 @@ class SpatialPrior(ABC):
         channel: LatentChannel,
         *,
         quant_step: torch.Tensor | None = None,
+        step_scale: torch.Tensor | None = None,
     ) -> LatentCode:
         """Code `y` (or decode it when None) step by step through `channel`."""
         masks = self.masks(means)
         if y is not None and quant_step is not None:
             y = y / quant_step
+        if step_scale is not None:
+            y = None if y is None else y / step_scale
+            scales, means = scales / step_scale, means / step_scale
         streamlined = self.mode.streamlined
         channel.begin_y([scales] * len(masks) if streamlined else None, masks)
         condition = self._begin(params)
         y_hat = symbols = scales_used = residuals = None
         for step, mask in enumerate(masks):
             if step > 0:
-                out = self._next_parameters(step, y_hat, condition)
+                if step_scale is None:
+                    out = self._next_parameters(step, y_hat, condition)
+                else:
+                    out = self._next_parameters(step, y_hat * step_scale, condition) / step_scale
                 if streamlined:
                     means = out
                 else:
@@ -165,6 +177,8 @@ class SpatialPrior(ABC):
                 scales_used = scales_used + scales_step
                 if residual is not None:
                     residuals = residuals + residual
+        if step_scale is not None:
+            y_hat = y_hat * step_scale
         if quant_step is not None:
             y_hat = y_hat * quant_step
         return LatentCode(y_hat=y_hat, symbols=symbols, scales=scales_used, residual=residuals)

@@ -30,6 +30,7 @@ from torch import nn
 
 from ufvc.errors import InputFormatError
 from ufvc.models.channel import LatentChannel
+from ufvc.models.qp_tables import step_table
 from ufvc.models.spatial_prior import EntropyMode, LatentCode, build_spatial_prior
 from ufvc.models.video_modules import (
     PATCH,
@@ -92,6 +93,9 @@ class ChunkCodecConfig:
     encoder_tail_block: bool = False  # LD layout: last encoder DC block held as encoder.conv2
     decoder_output_conv: bool = False  # LD layout: a 1x1 conv (decoder.conv2) ends the decoder
     q_feature_on_prior: bool = False  # LD: q_feature scales the temporal prior, not the memory
+    # Our models: initial quantisation step multiplier at qp 0 and qp 63 (a learned
+    # per-qp table `q_step`); empty for the official structures, which have none.
+    qp_step_range: tuple[float, ...] = ()
     num_qp: int = 64
 
     def __post_init__(self) -> None:
@@ -191,6 +195,7 @@ class ChunkCodec(nn.Module):
         self.decoder = Decoder(y, d, m, c.decoder_blocks, half=c.half_main,
                                up_kernel=c.decoder_up_kernel, output_conv=c.decoder_output_conv)
         self.recon_head = _build_recon_head(c)
+        self.q_step = step_table(c.qp_step_range, c.num_qp)
 
     def init_state(self, intra_recon: torch.Tensor) -> ChunkState:
         """State after an intra frame [B, 3, H, W]: its patch embedding, empty memory.
@@ -252,8 +257,9 @@ class ChunkCodec(nn.Module):
         params = self.y_prior_fusion(torch.cat((hyper, temporal), dim=1))
         quant_step, scales, means = params.chunk(3, dim=1)
         quant_step = torch.clamp_min(quant_step, MIN_QUANT_STEP)
-        latent = self.spatial_prior.code(y, params, scales, means, channel,
-                                         quant_step=quant_step)
+        latent = self.spatial_prior.code(
+            y, params, scales, means, channel, quant_step=quant_step,
+            step_scale=None if self.q_step is None else _row(self.q_step, qp))
 
         feature = self.decoder(latent.y_hat, ctx, _row(self.q_decoder, qp))
         patches = self.recon_head(feature)  # [B, N, 192, h/8, w/8]
