@@ -340,3 +340,9 @@ def test_invalid_records_are_rejected():
         Record(type=RecordType.INTRA, first_frame=0, num_frames=2)
     with pytest.raises(InputFormatError):
         Record(type=RecordType.CHUNK, first_frame=0, num_frames=8, qp=64)
+
+
+@pytest.mark.parametrize("precision", ["fp32", "bf16", "fp16"])
+def test_every_compute_precision_round_trips_through_the_header(precision):
+    header = make_header(compute_precision=precision)
+    assert SequenceHeader.unpack(header.pack()).compute_precision == precision

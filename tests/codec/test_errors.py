@@ -89,3 +89,14 @@ def test_encode_of_missing_input_leaves_no_stream(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and len(err) == 1
     assert list(tmp_path.iterdir()) == []
+
+
+def test_fp16_is_refused_on_a_cpu_in_one_line(tmp_path, capsys, clip):
+    from ufvc.cli import main
+
+    out = tmp_path / "s.ufv"
+    assert main(["encode", str(clip(64, 64, 3)), "-o", str(out), "--model", "ufvc-tiny",
+                 "--precision", "fp16", "--quiet"]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "fp16" in err and "CUDA" in err and len(err.splitlines()) == 1
+    assert not out.exists()

@@ -119,21 +119,26 @@ def prepare_model(model: CodecModel) -> CodecModel:
     return model
 
 
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16", "fp16")
+AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 def compute_context(precision: str, device: torch.device) -> AbstractContextManager:
-    """The arithmetic the networks run in: float32, or bfloat16 autocast.
+    """The arithmetic the networks run in: float32, or bfloat16 or float16 autocast.
 
     Both sides of a stream must use the same one (the header says which): results
-    differ between the two, while each is invariant to the number of threads.
+    differ between them, while each is invariant to the number of threads. float16 is
+    the GPU's half precision; CPUs get bfloat16, which they have units for.
     """
     if precision not in PRECISIONS:
         raise InputFormatError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                f"got {precision!r}")
     if precision == "fp32":
         return nullcontext()
-    return torch.autocast(device.type, dtype=torch.bfloat16)
+    if precision == "fp16" and device.type != "cuda":
+        raise InputFormatError("fp16 runs the networks on a CUDA device only (--device cuda); "
+                               "on a CPU use bf16")
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
 
 
 def recon_crc(frames: list[Frame]) -> int:

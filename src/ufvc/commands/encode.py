@@ -8,6 +8,7 @@ import sys
 from tqdm import tqdm
 
 from ufvc.codec import DEFAULT_MODEL, DEFAULT_QUALITY, DEFAULT_RESET_INTERVAL, encode
+from ufvc.codec.core import PRECISIONS
 from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
 from ufvc.io.cli_options import add_input_options, reader_options
 
@@ -72,9 +73,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"{DEFAULT_SKIP_THRESHOLD})",
     )
     parser.add_argument(
-        "--precision", choices=("fp32", "bf16"), default="fp32",
-        help="arithmetic of the networks; bf16 is faster on CPUs with bf16 units, and the "
-        "decoder follows the stream (default fp32)",
+        "--precision", choices=PRECISIONS, default="fp32",
+        help="arithmetic of the networks; bf16 is faster on CPUs with bf16 units, fp16 is "
+        "for CUDA devices; the decoder follows the stream (default fp32)",
     )
     parser.add_argument("--recon", metavar="FILE", help="also write the encoder's reconstruction")
     add_model_options(parser)

@@ -75,7 +75,7 @@ def interpolate_qp_rows(model: nn.Module, levels: Sequence[int], num_qp: int = 6
 
 
 def _per_qp_tables(model: nn.Module, num_qp: int):
-    """(name, parameter, is_density) of every per-qp table except `q_step`."""
+    """(name, parameter, is_density) of every per-qp table of `model`, `q_step` included."""
     for name, param in model.named_parameters():
         leaf = name.rsplit(".", 1)[-1]
         is_density = ".".join(name.rsplit(".", 2)[-2:]) in DENSITY_TABLES
