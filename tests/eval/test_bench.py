@@ -91,6 +91,14 @@ def test_bf16_runs_the_codec_in_bfloat16(tmp_path, capsys) -> None:
     assert data["bf16_requested"] is True and data["precision"] == "bfloat16"
 
 
+def test_fp16_on_a_cpu_is_refused_before_any_timing(tmp_path, capsys) -> None:
+    path = tmp_path / "bench.json"
+    assert main(["bench", *TINY, "--fp16", "--json", str(path)]) != 0
+    err = capsys.readouterr().err.strip()
+    assert "fp16" in err and "CUDA" in err and len(err.splitlines()) == 1
+    assert not path.exists()
+
+
 @pytest.mark.parametrize(("text", "size"), [("720p", (1280, 720)), ("240p", (426, 240)),
                                             ("1080P", (1920, 1080)), ("96x64", (96, 64))])
 def test_frame_sizes_by_name_or_width_x_height(text, size) -> None:

@@ -51,9 +51,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     parser.add_argument("--threads", type=int,
                         help="torch intra-op threads (default: torch's choice)")
-    parser.add_argument("--bf16", action="store_true",
-                        help="run the networks under bfloat16 autocast (the stream's compute "
-                        "precision), instead of float32")
+    half = parser.add_mutually_exclusive_group()
+    half.add_argument("--bf16", action="store_true",
+                      help="run the networks under bfloat16 autocast (the stream's compute "
+                      "precision), instead of float32")
+    half.add_argument("--fp16", action="store_true",
+                      help="run the networks under float16 autocast (CUDA devices only)")
     parser.add_argument("--peak-size", type=int, metavar="N",
                         help="side of the square matrices timed for the peak (default: 2048 "
                         "on CPU, 8192 on CUDA)")
@@ -76,7 +79,8 @@ def command_line(args: argparse.Namespace) -> str:
             words += [flag, str(value)]
     words += ["--sizes", *args.sizes, "--frames", str(args.frames), "--warmup-chunks",
               str(args.warmup_chunks), "--quality", str(args.quality), "--device", args.device]
-    for flag, on in (("--bf16", args.bf16), ("--pipeline", args.pipeline is True),
+    for flag, on in (("--bf16", args.bf16), ("--fp16", args.fp16),
+                     ("--pipeline", args.pipeline is True),
                      ("--no-pipeline", args.pipeline is False),
                      ("--pipeline-compare", args.pipeline_compare), ("--compile", args.compile)):
         if on:
@@ -92,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
                                  intra_checkpoint=args.intra_checkpoint, device=device)
         report = run_bench(model, sizes, frames=args.frames, device=device,
                            quality=args.quality, warmup_chunks=args.warmup_chunks,
-                           bf16=args.bf16, peak_size=args.peak_size,
+                           bf16=args.bf16, fp16=args.fp16, peak_size=args.peak_size,
                            pipeline=args.pipeline,
                            pipeline_compare=args.pipeline_compare, compile=args.compile,
                            progress=lambda what: print(f"bench: {what}", file=sys.stderr))

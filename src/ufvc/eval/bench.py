@@ -11,10 +11,10 @@ timed (first calls pay for allocation and kernel selection); then whole chunks a
   CUDA the device is synchronised before each clock reading.
 - The split into network and entropy-coding seconds is the codec's own `Timing`; what the
   wall clock holds beyond the two ("other") is frame conversion outside the codec's timer.
-  With pipelining (the default) the arithmetic coding and the frame conversion of one record
-  run on a worker thread beside the next record's networks, so network + entropy seconds
-  may exceed the wall clock. `pipeline_compare` also times every size without pipelining
-  and reports the fps ratio.
+  With pipelining (by default when a core is free) the arithmetic coding and the frame
+  conversion of one record run on a worker thread beside the next record's networks, so
+  network + entropy seconds may exceed the wall clock. `pipeline_compare` also times every
+  size without pipelining and reports the fps ratio.
 - With `compile`, the networks run through torch.compile, and each size is coded once
   untimed before the timed run, which compilation stays out of.
 - MACs per frame are counted by `ufvc.models.complexity.video_cost` at the frame size
@@ -44,7 +44,7 @@ import torch
 import ufvc
 from ufvc.codec import DEFAULT_RESET_INTERVAL, Decoder, Encoder
 from ufvc.codec.compile import compile_available, compile_notes
-from ufvc.codec.core import Timing, check_quality, default_pipeline
+from ufvc.codec.core import Timing, check_quality, compute_context, default_pipeline
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
 from ufvc.io.types import VideoInfo
@@ -418,17 +418,23 @@ def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
 
 def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: int,
               device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
-              warmup_chunks: int = 1, bf16: bool = False, peak_size: int | None = None,
+              warmup_chunks: int = 1, bf16: bool = False, fp16: bool = False,
+              peak_size: int | None = None,
               pipeline: bool | None = None, pipeline_compare: bool = False,
               compile: bool = False,
               progress: Callable[[str], None] | None = None) -> BenchReport:
     """Measure the matmul peaks, then encode and decode speed at every size.
 
-    `pipeline_compare` measures every size without pipelining first, then with it.
+    `pipeline_compare` measures every size without pipelining first, then with it. `bf16`
+    and `fp16` (CUDA) pick the stream's compute precision (autocast); the default is float32.
     """
     check_quality(quality)
+    if bf16 and fp16:
+        raise InputFormatError("choose one of bf16 and fp16")
+    codec_precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
+    compute_context(codec_precision, device)  # refuses fp16 off CUDA before any timing
     model = model.to(device).eval()
-    precision = "bfloat16" if bf16 else "float32"  # bf16 = autocast, chosen per stream
+    precision = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[codec_precision]
     report = BenchReport(
         model=model.name,
         weights=model.weights_source,
@@ -456,7 +462,7 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
             "the codec's network/entropy split does not synchronise the GPU: network work "
             "still queued when a latent is copied to the CPU for coding is counted as entropy "
             "time (the wall-clock fps are synchronised)")
-    for dtype in (torch.float32, torch.bfloat16):
+    for dtype in (torch.float32, torch.bfloat16) + ((torch.float16,) if fp16 else ()):
         if progress:
             progress(f"matmul peak {str(dtype).removeprefix('torch.')}")
         peak = matmul_peak(dtype, device, size=peak_size)
@@ -466,7 +472,7 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
             progress(f"{width}x{height}")
         measure = partial(measure_size, model, width, height, frames=frames, device=device,
                           quality=quality, warmup_chunks=warmup_chunks,
-                          precision="bf16" if bf16 else "fp32", compile=report.compile)
+                          precision=codec_precision, compile=report.compile)
         unpipelined = measure(pipeline=False) if pipeline_compare else None
         speed = measure(pipeline=report.pipeline)
         report.sizes.append(replace(speed, unpipelined=unpipelined))
