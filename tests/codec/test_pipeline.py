@@ -158,3 +158,22 @@ def test_pipelining_by_default_only_when_a_core_is_free(monkeypatch):
     assert default_pipeline(cpu)
     monkeypatch.setattr(torch, "get_num_threads", lambda: 2)
     assert default_pipeline(torch.device("cuda"))  # the networks leave the CPU alone
+
+
+@pytest.mark.parametrize("family", TINY_FAMILIES)
+def test_large_y_payloads_are_split_into_streams_and_decode_exactly(
+    monkeypatch, family, assert_same_frames
+):
+    from ufvc.codec import core
+
+    assert core.y_stream_count(1) == 1
+    assert core.y_stream_count(core.SYMBOLS_PER_Y_STREAM + 1) == 2
+    assert core.y_stream_count(10**9) == core.MAX_Y_STREAMS
+    # Small positions per stream, so a 64x64 clip already gets several streams.
+    monkeypatch.setattr(core, "SYMBOLS_PER_Y_STREAM", 100)
+    model = tiny_model(family)
+    frames = list(synthetic_video(64, 64, 5, seed=2))
+    header, records, recon = _encode(model, frames, pipeline=False)
+    stream_counts = [record.parts[1][0] for record in records]
+    assert all(count > 1 for count in stream_counts), stream_counts
+    assert_same_frames(recon, list(Decoder(model, header).decode_all(records)))

@@ -56,6 +56,17 @@ NUM_QUALITY_LEVELS = 64  # quality 63 is the best; the networks' qp index
 DEFAULT_QUALITY = 40
 DEFAULT_RESET_INTERVAL = 32  # frames between memory resets, as in the release
 RECON_CRC = struct.Struct("<I")
+# A record's y payload gets one range-coder stream per this many latent positions (at
+# most MAX_Y_STREAMS), so a decoder can parse the streams of a large chunk in parallel.
+# constriction holds the GIL, so this decoder parses them one after the other
+# (benchmarks/bench_entropy.py: threads gave no gain); the split costs 8 bytes a stream.
+SYMBOLS_PER_Y_STREAM = 1 << 18
+MAX_Y_STREAMS = 8
+
+
+def y_stream_count(positions: int) -> int:
+    """Streams of a y payload that codes `positions` latent positions."""
+    return min(MAX_Y_STREAMS, max(1, -(-positions // SYMBOLS_PER_Y_STREAM)))
 
 
 def default_pipeline(device: torch.device) -> bool:
@@ -335,7 +346,9 @@ class Encoder:
         """Planes of the reconstruction, arithmetic coding, the record (on the worker when
         pipelined: it needs nothing the next chunk's networks change)."""
         recon = tensors_to_frames(x_hat, chroma=self.info.chroma, bit_depth=self.info.bit_depth)
-        z_writer, y_writer = SymbolWriter(models), SymbolWriter(models)
+        positions = sum(bins.size for _, bins in channel.y_steps)
+        z_writer = SymbolWriter(models)
+        y_writer = SymbolWriter(models, num_streams=y_stream_count(positions))
         channel.write(z_writer, y_writer, self.quality)
         parts = (z_writer.finish(), y_writer.finish(), RECON_CRC.pack(recon_crc(recon)))
         return CodedRecord(Record(kind, first, len(frames), self.quality, reset, parts), recon,
