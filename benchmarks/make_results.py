@@ -207,7 +207,7 @@ def _split(speed: dict[str, Any]) -> str:
 
 def _bench_key(report: dict[str, Any], size: dict[str, Any]) -> tuple:
     return (report["model"], report["device"], report["precision"], report["threads"],
-            size["size"])
+            size["size"], size["encode"]["frames"])
 
 
 def _ratio(after: float, before: float | None) -> str:
@@ -226,11 +226,15 @@ def summary_section(bench: dict[Path, dict[str, Any]],
              "both measured in the same run (`--pipeline-compare`; the gain is their "
              "ratio). By default the codec pipelines only when a core is left beside the "
              "networks' threads. % of peak: the pipelined run's GMAC/s over the matmul peak "
-             "in the codec's precision, measured in the same run.", "",
-             "| model | precision | threads | size | compile | enc fps before / after off / "
+             "in the codec's precision, measured in the same run. The 48-frame rows of "
+             "`ufvc-s` are the controlled comparison: the old commit (ac49906, its own "
+             "weights) and this one were run alternately on the idle machine. The 16-frame "
+             "before rows were measured in an earlier session, under other load.", "",
+             "| model | precision | threads | size | frames | compile | "
+             "enc fps before / after off / "
              "after on | dec fps before / after off / after on | pipelining gain enc / dec | "
              "enc / dec % of peak |",
-             "|---|---|---:|---|---|---:|---:|---:|---:|"]
+             "|---|---|---:|---|---:|---|---:|---:|---:|---:|"]
     after_fps: dict[tuple, dict[str, float]] = {}
     for report in sorted(bench.values(), key=lambda r: (r["model"], r["precision"],
                                                          r["threads"], r.get("compile", False))):
@@ -254,17 +258,18 @@ def summary_section(bench: dict[Path, dict[str, Any]],
             compiled = "yes" if report.get("compile") else "no"
             lines.append(
                 f"| {report['model']} | {report['precision']} | {report['threads']} | "
-                f"{size['size']} | {compiled} | {cells[0]} | {cells[1]} | {gain_text} | "
+                f"{size['size']} | {size['encode']['frames']} | {compiled} | {cells[0]} | "
+                f"{cells[1]} | {gain_text} | "
                 f"{shares} |")
             if not report.get("compile"):
                 after_fps[key] = {d: max(size[d]["fps"], off[d]["fps"] if d in off else 0.0)
                                   for d in ("encode", "decode")}
     lines.append("")
     pairs = []
-    for (model, device, precision, threads, size), fps in sorted(after_fps.items()):
+    for (model, device, precision, threads, size, frames), fps in sorted(after_fps.items()):
         if model != "dcvc-uf-hts":
             continue
-        ld = after_fps.get(("dcvc-uf-ld", device, precision, threads, size))
+        ld = after_fps.get(("dcvc-uf-ld", device, precision, threads, size, frames))
         if ld:
             pairs.append(f"| {precision} | {threads} | {size} | {fps['encode']:.2f} / "
                          f"{ld['encode']:.2f} = x{fps['encode'] / ld['encode']:.2f} | "
