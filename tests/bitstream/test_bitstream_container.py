@@ -239,9 +239,17 @@ def test_compiled_networks_flag_round_trips_and_version_1_0_reads_as_eager():
     assert SequenceHeader.unpack(as_version_1_0(data)).compiled_networks is False
 
 
+def test_cuda_graphs_flag_round_trips_beside_the_compiled_flag():
+    for compiled in (False, True):
+        header = make_header(compiled_networks=compiled, cuda_graphs=True)
+        data = header.pack()
+        assert data[-5] == 2 + int(compiled)  # bit 1: CUDA graphs, bit 0: torch.compile
+        assert SequenceHeader.unpack(data) == header
+
+
 def test_unknown_network_mode_is_unsupported():
     data = bytearray(make_header().pack())
-    data[-5] = 2
+    data[-5] = 4
     data[-4:] = struct.pack("<I", zlib.crc32(bytes(data[:-4])))
     with pytest.raises(UnsupportedVersionError):
         SequenceHeader.unpack(bytes(data))

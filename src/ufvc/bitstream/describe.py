@@ -47,6 +47,7 @@ def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
         "skip_threshold": header.skip_threshold,
         "compute_precision": header.compute_precision,
         "compiled_networks": header.compiled_networks,
+        "cuda_graphs": header.cuda_graphs,
         "indexed": has_index,
         "bpp": 8 * size / pixels if pixels else 0.0,
         "kbps": 8 * size / float(seconds) / 1000 if seconds else 0.0,
@@ -65,7 +66,8 @@ def describe_text(report: dict[str, Any]) -> str:
         f"rate        {report['kbps']:.1f} kbps, {report['bpp']:.4f} bpp",
         f"coding      skip threshold {report['skip_threshold']:g}, networks "
         f"{report['compute_precision']} "
-        f"{'torch.compile' if report['compiled_networks'] else 'eager'}, "
+        f"{'torch.compile' if report['compiled_networks'] else 'eager'}"
+        f"{' CUDA graphs' if report.get('cuda_graphs') else ''}, "
         f"index {'present' if report['indexed'] else 'absent'}",
         "records     type    frames    quality  reset      bytes  (z, y, crc)",
     ]

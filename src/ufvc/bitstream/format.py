@@ -23,7 +23,11 @@ from ufvc.errors import CorruptStreamError, InputFormatError, UnsupportedVersion
 
 MAGIC = b"\x89UFV"  # section 2.1
 VERSION_MAJOR = 1
-VERSION_MINOR = 1  # 1.1 appends compiled_networks (section 2.4)
+VERSION_MINOR = 1  # 1.1 appends the network mode byte (section 2.4)
+# Bits of the network mode byte (2.4); a reader rejects a byte with any other bit set.
+NETWORK_FLAG_COMPILED = 1
+NETWORK_FLAG_GRAPHS = 2
+NETWORK_FLAGS_KNOWN = NETWORK_FLAG_COMPILED | NETWORK_FLAG_GRAPHS
 FOOTER_MAGIC = b"UFVI"  # section 4
 DIGEST_SIZE = 16
 KNOWN_CODER_IDS = (CODER_ID,)  # section 2.3
@@ -87,6 +91,7 @@ class SequenceHeader:
     coder_id: int = CODER_ID
     compute_precision: str = "fp32"  # arithmetic both sides run the networks in (2.2)
     compiled_networks: bool = False  # both sides run torch.compile'd networks (2.4)
+    cuda_graphs: bool = False  # both sides replay the networks from CUDA graphs (2.4)
 
     def __post_init__(self) -> None:
         try:
@@ -147,7 +152,8 @@ class SequenceHeader:
             PRECISION_IDS[self.compute_precision],
             len(model_id),
         )
-        added = self.FIELDS_1_1.pack(int(self.compiled_networks))
+        added = self.FIELDS_1_1.pack(int(self.compiled_networks)
+                                     | NETWORK_FLAG_GRAPHS * int(self.cuda_graphs))
         length = self.PREFIX.size + len(fields) + len(model_id) + len(added) + self.CRC.size
         body = (self.PREFIX.pack(MAGIC, VERSION_MAJOR, VERSION_MINOR, length) + fields
                 + model_id + added)
@@ -185,9 +191,9 @@ class SequenceHeader:
             minor <= VERSION_MINOR and known_end + cls.CRC.size != length
         ):
             raise CorruptStreamError("sequence header length does not match its fields")
-        compiled_id = cls.FIELDS_1_1.unpack_from(data, id_end)[0] if minor >= 1 else 0
-        if compiled_id > 1:
-            raise UnsupportedVersionError(f"network mode {compiled_id} is unknown; update ufvc")
+        network_mode = cls.FIELDS_1_1.unpack_from(data, id_end)[0] if minor >= 1 else 0
+        if network_mode & ~NETWORK_FLAGS_KNOWN:
+            raise UnsupportedVersionError(f"network mode {network_mode} is unknown; update ufvc")
         (
             model_digest,
             entropy_digest,
@@ -245,7 +251,8 @@ class SequenceHeader:
                 z_precision_bits=z_precision_bits,
                 coder_id=coder_id,
                 compute_precision=PRECISION_BY_ID[precision_id],
-                compiled_networks=bool(compiled_id),
+                compiled_networks=bool(network_mode & NETWORK_FLAG_COMPILED),
+                cuda_graphs=bool(network_mode & NETWORK_FLAG_GRAPHS),
             )
         except (InputFormatError, UnicodeDecodeError) as error:
             raise CorruptStreamError(f"sequence header has invalid fields: {error}") from None

@@ -87,6 +87,7 @@ def encode(
     progress: Callable[[int], None] | None = None,
     pipeline: bool | None = None,
     compile: bool = False,
+    cuda_graphs: bool = False,
 ) -> EncodeSummary:
     """Encode a video file into a `.ufv` file, one chunk in memory at a time.
 
@@ -96,7 +97,8 @@ def encode(
     `progress` is called with the number of frames each completed record holds.
     `pipeline` overlaps one chunk's arithmetic coding with the next chunk's networks
     (None: when a core is free, see `ufvc.codec.core.default_pipeline`);
-    `compile` runs the networks through torch.compile. Neither changes the stream.
+    `compile` runs the networks through torch.compile, `cuda_graphs` (CUDA devices only)
+    replays them from CUDA graphs; the header records both, and decoders follow.
     """
     codec_model = load_model(model, device=device)
     psnr = SequencePsnr()
@@ -111,7 +113,7 @@ def encode(
         encoder = Encoder(codec_model, info, quality=quality, reset_interval=reset_interval,
                           intra_period=intra_period, skip_threshold=skip_threshold,
                           precision=precision, device=device, pipeline=pipeline,
-                          compile=compile)
+                          compile=compile, cuda_graphs=cuda_graphs)
         writer = stack.enter_context(StreamWriter(output, encoder.header))
         recon_writer = stack.enter_context(open_writer(recon, info)) if recon else None
         count = 0

@@ -149,12 +149,25 @@ class _CompiledContext(AbstractContextManager):
         _ACTIVE.depth -= 1
 
 
+def network_parts(model: CodecModel) -> list[nn.Module]:
+    """The sub-networks that compilation (and CUDA graphs) apply to, in a fixed order."""
+    return [part for codec in (model.intra, model.video) for part in codec.children()
+            if not isinstance(part, FactorizedDensity) and any(True for _ in part.parameters())]
+
+
 def compiled_networks(model: CodecModel) -> AbstractContextManager:
-    """Install compiled calls on `model`'s networks (once); they run inside the context."""
-    for codec in (model.intra, model.video):
-        for part in codec.children():
-            if isinstance(part, FactorizedDensity) or not any(True for _ in part.parameters()):
-                continue
-            if not isinstance(part._compiled_call_impl, _CompiledCall):
-                part._compiled_call_impl = _CompiledCall(part)
+    """Install compiled calls on `model`'s networks (once); they run inside the context.
+
+    A graphed call (`ufvc.codec.graphs`) already installed keeps its place and gets the
+    compiled call inside it, so graphs capture compiled kernels.
+    """
+    for part in network_parts(model):
+        installed = part._compiled_call_impl
+        if isinstance(installed, _CompiledCall):
+            continue
+        if installed is not None and hasattr(installed, "inner"):  # a graphed call
+            if not isinstance(installed.inner, _CompiledCall):
+                installed.inner = _CompiledCall(part)
+        else:
+            part._compiled_call_impl = _CompiledCall(part)
     return _CompiledContext()

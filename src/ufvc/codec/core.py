@@ -37,6 +37,7 @@ import torch
 from ufvc.bitstream.format import Record, RecordType, SequenceHeader
 from ufvc.codec.channels import DecoderChannel, EncoderChannel
 from ufvc.codec.compile import compile_available, compiled_networks, warn
+from ufvc.codec.graphs import graphed_networks
 from ufvc.entropy.coder import CoderModels, SymbolReader, SymbolWriter
 from ufvc.entropy.tables import (
     DEFAULT_SKIP_THRESHOLD,
@@ -134,12 +135,15 @@ PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def compute_context(precision: str, device: torch.device) -> AbstractContextManager:
+def compute_context(precision: str, device: torch.device, *, graphs: bool = False
+                    ) -> AbstractContextManager:
     """The arithmetic the networks run in: float32, or bfloat16 or float16 autocast.
 
     Both sides of a stream must use the same one (the header says which): results
     differ between them, while each is invariant to the number of threads. float16 is
-    the GPU's half precision; CPUs get bfloat16, which they have units for.
+    the GPU's half precision; CPUs get bfloat16, which they have units for. With CUDA
+    `graphs`, autocast does not cache cast weights (a capture must not keep them); the
+    casts are exact, so the results are the same.
     """
     if precision not in PRECISIONS:
         raise InputFormatError(f"precision must be one of {', '.join(PRECISIONS)}, "
@@ -149,7 +153,41 @@ def compute_context(precision: str, device: torch.device) -> AbstractContextMana
     if precision == "fp16" and device.type != "cuda":
         raise InputFormatError("fp16 runs the networks on a CUDA device only (--device cuda); "
                                "on a CPU use bf16")
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision])
+    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision],
+                          cache_enabled=not graphs)
+
+
+class _Networks(AbstractContextManager):
+    """Reusable context running the networks compiled and/or from CUDA graphs."""
+
+    def __init__(self, *contexts: AbstractContextManager) -> None:
+        self.contexts = contexts
+
+    def __enter__(self) -> None:
+        for context in self.contexts:
+            context.__enter__()
+
+    def __exit__(self, *exc: object) -> None:
+        for context in reversed(self.contexts):
+            context.__exit__(*exc)
+
+
+def network_context(model: CodecModel, *, compiled: bool, graphs: bool
+                    ) -> AbstractContextManager:
+    """The context the networks run in: eager, compiled, graphed, or compiled and graphed."""
+    contexts = []
+    if compiled:
+        contexts.append(compiled_networks(model))
+    if graphs:
+        contexts.append(graphed_networks(model))
+    return _Networks(*contexts) if contexts else nullcontext()
+
+
+def check_graphs_device(device: torch.device) -> None:
+    """CUDA graphs exist on CUDA devices only: a one-line error elsewhere."""
+    if device.type != "cuda":
+        raise InputFormatError("CUDA graphs need a CUDA device (--device cuda); on a CPU "
+                               "leave --cuda-graphs off")
 
 
 def recon_crc(frames: list[Frame]) -> int:
@@ -224,7 +262,8 @@ class Encoder:
     worker thread while the networks code the next chunk: `encode` then hands back each
     record one call later, and `flush` hands back the rest. The bytes do not change.
     `compile` runs the networks through torch.compile (`ufvc.codec.compile`) when it works
-    here; the header says whether it did, and decoders follow it.
+    here, `cuda_graphs` replays them from CUDA graphs (`ufvc.codec.graphs`, CUDA devices
+    only); the header says which, and decoders follow it.
     """
 
     def __init__(
@@ -240,6 +279,7 @@ class Encoder:
         device: str | torch.device = "cpu",
         pipeline: bool | None = None,
         compile: bool = False,
+        cuda_graphs: bool = False,
     ) -> None:
         if info.width % 2 or info.height % 2:
             raise InputFormatError(
@@ -256,9 +296,12 @@ class Encoder:
         self.intra_period = intra_period
         self.device = torch.device(device)
         self.pipeline = default_pipeline(self.device) if pipeline is None else pipeline
-        self._compute = compute_context(precision, self.device)
+        if cuda_graphs:
+            check_graphs_device(self.device)
+        self._compute = compute_context(precision, self.device, graphs=cuda_graphs)
         self.compiled = compile and compile_available()
-        self._networks = compiled_networks(self.model) if self.compiled else nullcontext()
+        self.cuda_graphs = cuda_graphs
+        self._networks = network_context(self.model, compiled=self.compiled, graphs=cuda_graphs)
         self.tables = CodingTables.for_model(model)
         self.header = SequenceHeader(
             model_id=model.name,
@@ -275,6 +318,7 @@ class Encoder:
             gaussian=self.tables.gaussian,
             compute_precision=precision,
             compiled_networks=self.compiled,
+            cuda_graphs=cuda_graphs,
         )
         self._skip = self.header.skip_threshold
         self._qp = torch.tensor([self.quality], device=self.device)
@@ -408,9 +452,10 @@ class Decoder:
     and parses its z symbols, then converts record t's frames to planes, checks their CRC
     and hands them to the sink. Frames and errors come out as without pipelining.
 
-    The networks run compiled exactly when the stream's header says the encoder's did, as
-    bit-exact decoding needs; `compile` only states what the caller expects (a mismatch
-    gives a one-line warning).
+    The networks run compiled (and from CUDA graphs) exactly when the stream's header says
+    the encoder's did, as bit-exact decoding needs; `compile` only states what the caller
+    expects (a mismatch gives a one-line warning). Graphs need a CUDA device here: on
+    another device a graphed stream's networks run eagerly.
     """
 
     def __init__(
@@ -435,8 +480,13 @@ class Decoder:
         self.header = header
         self.device = torch.device(device)
         self.pipeline = default_pipeline(self.device) if pipeline is None else pipeline
-        self._compute = compute_context(header.compute_precision, self.device)
-        self._networks = self._network_mode(compile)
+        graphs = header.cuda_graphs and self.device.type == "cuda"
+        if header.cuda_graphs and not graphs:
+            warn("the stream was encoded with CUDA graphs; without a CUDA device its "
+                 "networks run eagerly here")
+        self._compute = compute_context(header.compute_precision, self.device, graphs=graphs)
+        self._networks = network_context(self.model, compiled=self._compiled(compile),
+                                         graphs=graphs)
         self.tables = CodingTables.for_model(model, header.gaussian)
         if self.tables.digest != header.entropy_digest:
             raise ModelMismatchError(
@@ -446,19 +496,17 @@ class Decoder:
         self._size = (header.height, header.width)
         self.timing = Timing()
 
-    def _network_mode(self, compile: bool) -> AbstractContextManager:
-        """Compiled networks for a stream made with them, else eager ones."""
+    def _compiled(self, compile: bool) -> bool:
+        """Whether the networks run compiled: as the stream says, whatever was asked."""
         if not self.header.compiled_networks:
             if compile:
                 warn("the stream was encoded without torch.compile; its networks run eagerly, "
                      "as bit-exact decoding needs")
-            return nullcontext()
+            return False
         if not compile:
             warn("the stream was encoded with torch.compile'd networks; decoding compiles "
                  "them too, as bit-exact decoding needs (slow the first time per size)")
-        if compile_available():
-            return compiled_networks(self.model)
-        return nullcontext()  # the CRC check will say if eager networks differ
+        return compile_available()  # if not, the CRC check will say if eager networks differ
 
     def _z_shape(self, record: Record) -> tuple[int, int, int, int]:
         """The z shape the model will ask for: known from the header before any network."""

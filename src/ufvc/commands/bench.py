@@ -9,7 +9,7 @@ import sys
 from pathlib import Path
 
 from ufvc.codec import DEFAULT_MODEL
-from ufvc.commands.encode import add_speed_options
+from ufvc.commands.encode import add_graphs_option, add_speed_options
 from ufvc.errors import OutputError
 from ufvc.eval.bench import (
     DEFAULT_BENCH_QUALITY,
@@ -61,6 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="side of the square matrices timed for the peak (default: 2048 "
                         "on CPU, 8192 on CUDA)")
     add_speed_options(parser)
+    add_graphs_option(parser)
     parser.add_argument("--pipeline-compare", action="store_true",
                         help="time every size without pipelining, then with it, and report "
                         "the fps ratio (encode and decode)")
@@ -82,7 +83,8 @@ def command_line(args: argparse.Namespace) -> str:
     for flag, on in (("--bf16", args.bf16), ("--fp16", args.fp16),
                      ("--pipeline", args.pipeline is True),
                      ("--no-pipeline", args.pipeline is False),
-                     ("--pipeline-compare", args.pipeline_compare), ("--compile", args.compile)):
+                     ("--pipeline-compare", args.pipeline_compare), ("--compile", args.compile),
+                     ("--cuda-graphs", args.cuda_graphs)):
         if on:
             words.append(flag)
     return shlex.join(words)
@@ -99,6 +101,7 @@ def run(args: argparse.Namespace) -> int:
                            bf16=args.bf16, fp16=args.fp16, peak_size=args.peak_size,
                            pipeline=args.pipeline,
                            pipeline_compare=args.pipeline_compare, compile=args.compile,
+                           cuda_graphs=args.cuda_graphs,
                            progress=lambda what: print(f"bench: {what}", file=sys.stderr))
     report.command = command_line(args)
     print(report.to_table(), end="")

@@ -44,6 +44,16 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_graphs_option(parser: argparse.ArgumentParser) -> None:
+    """--cuda-graphs, shared by encode and bench (decoding follows the stream)."""
+    parser.add_argument(
+        "--cuda-graphs", action="store_true",
+        help="replay the networks from CUDA graphs captured at their first call per shape "
+        "(--device cuda only; fewer kernel launches). The stream records it and decoding "
+        "on a CUDA device follows",
+    )
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode",
@@ -80,6 +90,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--recon", metavar="FILE", help="also write the encoder's reconstruction")
     add_model_options(parser)
     add_speed_options(parser)
+    add_graphs_option(parser)
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     add_input_options(parser)
     parser.set_defaults(func=run)
@@ -95,6 +106,7 @@ def run(args: argparse.Namespace) -> int:
             precision=args.precision, recon=args.recon, device=args.device,
             reader_options=reader_options(args),
             progress=bar.update, pipeline=args.pipeline, compile=args.compile,
+            cuda_graphs=args.cuda_graphs,
         )
     psnr = summary.psnr.mean()
     print(

@@ -15,8 +15,9 @@ timed (first calls pay for allocation and kernel selection); then whole chunks a
   conversion of one record run on a worker thread beside the next record's networks, so
   network + entropy seconds may exceed the wall clock. `pipeline_compare` also times every
   size without pipelining and reports the fps ratio.
-- With `compile`, the networks run through torch.compile, and each size is coded once
-  untimed before the timed run, which compilation stays out of.
+- With `compile`, the networks run through torch.compile, and with `cuda_graphs` (CUDA
+  only) they replay from CUDA graphs; either way each size is coded once untimed before
+  the timed run, which compilation and graph capture stay out of.
 - MACs per frame are counted by `ufvc.models.complexity.video_cost` at the frame size
   (steady-state chunk, encode side and decode side); achieved MAC/s is that count times
   the frames per second, and its share of the measured matrix-product peak in the codec's
@@ -44,7 +45,13 @@ import torch
 import ufvc
 from ufvc.codec import DEFAULT_RESET_INTERVAL, Decoder, Encoder
 from ufvc.codec.compile import compile_available, compile_notes
-from ufvc.codec.core import Timing, check_quality, compute_context, default_pipeline
+from ufvc.codec.core import (
+    Timing,
+    check_graphs_device,
+    check_quality,
+    compute_context,
+    default_pipeline,
+)
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
 from ufvc.io.types import VideoInfo
@@ -260,6 +267,7 @@ class BenchReport:
     peaks: dict[str, MatmulPeak]
     pipeline: bool = True
     compile: bool = False
+    cuda_graphs: bool = False
     sizes: list[SizeSpeed] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
@@ -287,6 +295,7 @@ class BenchReport:
             "frames_per_chunk": self.frames_per_chunk,
             "pipeline": self.pipeline,
             "compile": self.compile,
+            "cuda_graphs": self.cuda_graphs,
             "versions": self.versions,
             "peaks": {name: peak.to_dict() for name, peak in self.peaks.items()},
             "sizes": [size.to_dict() for size in self.sizes],
@@ -298,7 +307,8 @@ class BenchReport:
         lines = [
             f"model {self.model} ({self.weights}), {self.precision}, quality {self.quality}, "
             f"pipelining {'on' if self.pipeline else 'off'}, "
-            f"torch.compile {'on' if self.compile else 'off'}",
+            f"torch.compile {'on' if self.compile else 'off'}"
+            + (", CUDA graphs on" if self.cuda_graphs else ""),
             f"device {self.device}: {self.device_name}, {self.threads} thread(s)",
             "matmul peak: " + ", ".join(f"{name} {peak.gmacs:,.1f} GMAC/s "
                                         f"({peak.size}^3 x{peak.repeats})"
@@ -383,13 +393,13 @@ def _time_clip(model: CodecModel, source: list, warmup: int, *, device: torch.de
 def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
                  device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
                  warmup_chunks: int = 1, precision: str = "fp32", pipeline: bool = True,
-                 compile: bool = False) -> SizeSpeed:
+                 compile: bool = False, cuda_graphs: bool = False) -> SizeSpeed:
     """Encode and decode speed of the chunk codec at one frame size.
 
-    `frames` is rounded up to whole chunks, so no timed chunk is padded. With `compile`,
-    the clip is coded once untimed first: modules compile on their first call in each
-    situation (first chunk, later chunks, the chunk after a reset), which a warm-up chunk
-    alone does not cover.
+    `frames` is rounded up to whole chunks, so no timed chunk is padded. With `compile` or
+    `cuda_graphs`, the clip is coded once untimed first: modules compile (or are captured)
+    on their first call in each situation (first chunk, later chunks, the chunk after a
+    reset), which a warm-up chunk alone does not cover.
     """
     if frames < 1 or warmup_chunks < 0:
         raise InputFormatError("bench needs frames >= 1 and warm-up chunks >= 0")
@@ -398,8 +408,8 @@ def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
     warmup = 1 + warmup_chunks * n
     source = list(synthetic_video(width, height, warmup + timed, seed=BENCH_SEED))
     options = {"quality": quality, "precision": precision, "pipeline": pipeline,
-               "compile": compile}
-    for _ in range(2 if compile else 1):
+               "compile": compile, "cuda_graphs": cuda_graphs}
+    for _ in range(2 if compile or cuda_graphs else 1):
         times = _time_clip(model, source, warmup, device=device, **options)
 
     with torch.device("meta"):
@@ -421,7 +431,7 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
               warmup_chunks: int = 1, bf16: bool = False, fp16: bool = False,
               peak_size: int | None = None,
               pipeline: bool | None = None, pipeline_compare: bool = False,
-              compile: bool = False,
+              compile: bool = False, cuda_graphs: bool = False,
               progress: Callable[[str], None] | None = None) -> BenchReport:
     """Measure the matmul peaks, then encode and decode speed at every size.
 
@@ -433,6 +443,8 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
         raise InputFormatError("choose one of bf16 and fp16")
     codec_precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
     compute_context(codec_precision, device)  # refuses fp16 off CUDA before any timing
+    if cuda_graphs:
+        check_graphs_device(device)  # likewise for CUDA graphs
     model = model.to(device).eval()
     precision = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[codec_precision]
     report = BenchReport(
@@ -450,6 +462,7 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
         pipeline=pipeline_compare or (default_pipeline(device) if pipeline is None
                                       else pipeline),
         compile=compile and compile_available(),
+        cuda_graphs=cuda_graphs,
         versions={"ufvc": ufvc.__version__, "torch": torch.__version__},
     )
     if report.pipeline:
@@ -472,9 +485,13 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
             progress(f"{width}x{height}")
         measure = partial(measure_size, model, width, height, frames=frames, device=device,
                           quality=quality, warmup_chunks=warmup_chunks,
-                          precision=codec_precision, compile=report.compile)
+                          precision=codec_precision, compile=report.compile,
+                          cuda_graphs=cuda_graphs)
         unpipelined = measure(pipeline=False) if pipeline_compare else None
         speed = measure(pipeline=report.pipeline)
         report.sizes.append(replace(speed, unpipelined=unpipelined))
     report.notes += [f"torch.compile: {note}" for note in compile_notes()]
+    if cuda_graphs:
+        report.notes.append("CUDA graphs: each sub-network replays a graph captured at its "
+                            "first call per shape (capture happens in the untimed first pass)")
     return report
