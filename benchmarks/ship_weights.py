@@ -3,7 +3,9 @@
     python benchmarks/ship_weights.py runs/ufvc-s-anchors/ufvc-s.ufvm --levels 0 16 32 48 63
 
 `--levels` names the qp levels the run trained (its `loss.qp_choices`): the rows of the
-per-qp tables in between are interpolated first (`ufvc.models.qp_tables`). The shipped
+per-qp tables in between are interpolated first (`ufvc.models.qp_tables`).
+`--stretch-top QP RATIO` then makes the quantisation steps of qps QP..63 geometric from
+row QP down to RATIO times it (both codecs), to widen the rate range of the top levels. The shipped
 file keeps the training metadata and adds where it came from; its digest is that of the
 float16 values, which is what every model loaded from it holds.
 """
@@ -18,7 +20,7 @@ from pathlib import Path
 import torch
 
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
-from ufvc.models.qp_tables import interpolate_qp_rows
+from ufvc.models.qp_tables import interpolate_qp_rows, stretch_top_steps
 from ufvc.models.registry import create_model, load_model_file
 
 
@@ -28,14 +30,21 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="ufvc-s.ufvm", help="file name in ufvc/weights/")
     parser.add_argument("--levels", type=int, nargs="*", default=[],
                         help="qp levels the run trained; the other rows are interpolated")
+    parser.add_argument("--stretch-top", nargs=2, metavar=("QP", "RATIO"),
+                        help="steps of qps QP..63 geometric from row QP to RATIO times it")
     args = parser.parse_args(argv)
     model = load_model_file(args.trained)
     metadata = dict(read_ufvm(args.trained).metadata)
-    metadata["shipped_from"] = Path(args.trained).name
+    # A file that was shipped before keeps naming the run it came from.
+    metadata.setdefault("shipped_from", Path(args.trained).name)
     metadata["storage"] = "float16"
     if args.levels:
         interpolate_qp_rows(model, args.levels)
         metadata["interpolated_between_qp_levels"] = list(args.levels)
+    if args.stretch_top:
+        start, ratio = int(args.stretch_top[0]), float(args.stretch_top[1])
+        stretch_top_steps(model, start, ratio)
+        metadata["stretched_top_steps"] = {"from_qp": start, "ratio_at_qp63": ratio}
     target = Path(str(resources.files("ufvc.weights"))) / args.name
     digest = save_ufvm(model, target, metadata=metadata, storage_dtype=torch.float16)
     shipped = create_model(model.name)

@@ -9,7 +9,12 @@ import torch
 from ufvc.errors import InputFormatError
 from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import INTRA_TINY
-from ufvc.models.qp_tables import copy_qp_row, interpolate_qp_rows, step_table
+from ufvc.models.qp_tables import (
+    copy_qp_row,
+    interpolate_qp_rows,
+    step_table,
+    stretch_top_steps,
+)
 from ufvc.models.registry import CodecModel
 from ufvc.models.video import TINY
 
@@ -89,6 +94,26 @@ def test_copy_row_sets_every_table_but_the_steps():
     assert torch.equal(model.video.q_step, steps)
     with pytest.raises(InputFormatError):
         copy_qp_row(model, 64)
+
+
+def test_stretching_the_top_steps_keeps_the_lower_rows_and_ends_at_the_ratio():
+    model = _stepped_tiny((2.0, 0.5))
+    before = {n: p.detach().clone() for n, p in model.named_parameters()}
+    changed = stretch_top_steps(model, 48, 0.1)
+    assert changed == ["intra.q_step", "video.q_step"]
+    for name in changed:
+        steps, old = dict(model.named_parameters())[name].detach(), before[name]
+        assert torch.equal(steps[:49], old[:49])
+        torch.testing.assert_close(steps[63], old[48] * 0.1)
+        ratios = steps[49:, 0] / steps[48:-1, 0]
+        torch.testing.assert_close(ratios, torch.full_like(ratios, 0.1 ** (1 / 15)))
+    for name, param in model.named_parameters():
+        if not name.endswith("q_step"):
+            assert torch.equal(param, before[name]), name
+    with pytest.raises(InputFormatError):
+        stretch_top_steps(model, 63, 0.5)
+    with pytest.raises(InputFormatError):
+        stretch_top_steps(model, 48, 1.5)
 
 
 @torch.no_grad()

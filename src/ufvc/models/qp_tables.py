@@ -98,3 +98,28 @@ def copy_qp_row(model: nn.Module, source_qp: int, num_qp: int = 64) -> list[str]
         param.copy_(param[source_qp].expand_as(param))
         changed.append(name)
     return changed
+
+
+@torch.no_grad()
+def stretch_top_steps(model: nn.Module, start_qp: int, ratio: float, num_qp: int = 64
+                      ) -> list[str]:
+    """Make the quantisation steps of qps `start_qp`..63 geometric from row `start_qp` down to
+    `ratio` times it, in every `q_step` table of `model`, in place.
+
+    This widens the rate range above `start_qp` without training: the step is the only
+    per-qp value the latent's precision depends on, and the other per-qp rows stay as they
+    are. Returns the names of the tables changed.
+    """
+    if not 0 <= start_qp < num_qp - 1:
+        raise InputFormatError(f"start qp must be in 0..{num_qp - 2}, got {start_qp}")
+    if not 0 < ratio <= 1:
+        raise InputFormatError(f"step ratio must be in (0, 1], got {ratio}")
+    changed = []
+    for name, param, _ in _per_qp_tables(model, num_qp):
+        if name.rsplit(".", 1)[-1] != "q_step":
+            continue
+        first = torch.log(param[start_qp])
+        t = torch.linspace(0.0, 1.0, num_qp - start_qp, dtype=param.dtype).unsqueeze(1)
+        param[start_qp:] = torch.exp(first + t * math.log(ratio))
+        changed.append(name)
+    return changed
