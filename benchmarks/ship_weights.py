@@ -5,8 +5,8 @@
 `--levels` names the qp levels the run trained (its `loss.qp_choices`): the rows of the
 per-qp tables in between are interpolated first (`ufvc.models.qp_tables`).
 `--stretch-top QP RATIO` then makes the quantisation steps of qps QP..63 geometric from
-row QP down to RATIO times it (both codecs), to widen the rate range of the top levels. The shipped
-file keeps the training metadata and adds where it came from; its digest is that of the
+row QP down to RATIO times it (both codecs), to widen the rate range of the top levels.
+The shipped file keeps the training metadata and adds where it came from; its digest is that of the
 float16 values, which is what every model loaded from it holds.
 """
 
