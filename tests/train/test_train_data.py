@@ -265,3 +265,44 @@ def test_step_sampler_gives_each_process_its_own_samples():
     assert not set(ranks[0]) & set(ranks[1])
     resumed = list(StepSampler(3, start_step=3, end_step=5, rank=1, world=2))
     assert resumed == ranks[1][3:]
+
+
+def test_motion_blur_averages_along_the_motion_and_noise_is_new_every_frame():
+    pan = MotionConfig(max_pan=3.0, max_zoom=0.0, max_rotation=0.0, max_patches=0,
+                       max_brightness=0.0)
+    rng_path = draw_motion((256, 300), 5, (64, 64), pan, np.random.default_rng(7))
+    ramp = np.zeros((3, 256, 300), dtype=np.uint8)
+    ramp[0] = np.minimum(np.arange(300), 255)[None, :]
+    stripes = ramp.copy()
+    stripes[0] = (np.arange(300) % 8 < 4)[None, :] * 255
+    sharp = resample(stripes, rng_path)
+    blurred = resample(stripes, replace(rng_path, shutter=1.0))
+    # Blur over a pan of a linear ramp changes nothing (the mean of a linear function)...
+    torch.testing.assert_close(resample(ramp, replace(rng_path, shutter=1.0))[:, 0, 8:-8, 8:-8],
+                               resample(ramp, rng_path)[:, 0, 8:-8, 8:-8], atol=1e-3, rtol=0)
+    # ...but smooths fine stripes along the direction of motion.
+    assert float(blurred[:, 0].std()) < 0.9 * float(sharp[:, 0].std())
+
+    image = np.full((3, 200, 240), 128, dtype=np.uint8)
+    noisy = replace(pan, max_pan=0.0, max_noise=4.0)
+    frames = synthesize_motion(image, 5, (64, 64), noisy, np.random.default_rng(2)).astype(float)
+    assert 0 < frames[:, 0].std() < 4.5
+    assert not (frames[0] == frames[1]).all()  # new noise every frame
+    assert frames[:, 1].std() < frames[:, 0].std()  # chroma noise is weaker
+
+
+def test_round_patches_keep_the_background_outside_the_ellipse():
+    still_camera = MotionConfig(max_pan=0.0, max_zoom=0.0, max_rotation=0.0, max_patches=1,
+                                patch_size=(0.5, 0.5), max_patch_speed=0.0, max_brightness=0.0,
+                                round_patches=1.0)
+    for seed in range(20):
+        path = draw_motion((400, 400), 2, (64, 64), still_camera, np.random.default_rng(seed))
+        plain = draw_motion((400, 400), 2, (64, 64), replace(still_camera, max_patches=0),
+                            np.random.default_rng(seed))
+        moved = (path.src_x != plain.src_x) | (path.src_y != plain.src_y)
+        if moved.any():
+            break
+    rows, cols = torch.nonzero(moved[0], as_tuple=True)
+    box = (int(rows.max() - rows.min()) + 1) * (int(cols.max() - cols.min()) + 1)
+    # An ellipse fills pi/4 of its bounding box.
+    assert 0.65 < int(moved[0].sum()) / box < 0.9

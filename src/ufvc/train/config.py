@@ -38,6 +38,10 @@ class MotionConfig:
     patch_size: tuple[float, float] = (0.15, 0.35)  # side, as a fraction of the crop side
     max_patch_speed: float = 5.0  # pixels per frame
     max_brightness: float = 0.01  # relative change of luma gain per frame
+    round_patches: float = 0.0  # chance that a patch is an ellipse rather than a rectangle
+    blur_chance: float = 0.0  # chance that a sequence has motion blur
+    max_shutter: float = 0.6  # exposure as a fraction of the frame interval, when blurred
+    max_noise: float = 0.0  # std of the sensor noise in 8-bit levels, drawn per sequence
 
 
 @dataclass(frozen=True)

@@ -3,8 +3,11 @@
 A user with only images can train the video stages on them. Each sequence draws a camera
 path (a pan, a zoom and a rotation, each at a constant rate), a few patches of the image
 that move over the picture on their own (occlusions the temporal prior cannot simply
-copy), and a slow change of brightness. All of it is one bilinear resampling of the
-source image per frame, so motion is sub-pixel.
+copy; rectangles or ellipses), and a slow change of brightness. All of it is one
+bilinear resampling of the source image per frame, so motion is sub-pixel. Optionally a
+sequence gets motion blur (each frame averages samples along every pixel's own motion
+over the exposure, so a moving patch blurs with its own motion) and sensor noise (new
+every frame, as a camera's is).
 """
 
 from __future__ import annotations
@@ -31,12 +34,16 @@ class MotionPath:
     """Where each output pixel of each frame samples the source image, and the luma gain.
 
     `src_y`, `src_x` [T, h, w] are source pixel coordinates (pixel k has its centre at k);
-    `gain` [T] scales the picture around neutral grey.
+    `gain` [T] scales the picture around neutral grey; `shutter` is the exposure as a
+    fraction of the frame interval (0: no motion blur); `noise` the std of the sensor noise
+    in 8-bit levels.
     """
 
     src_y: torch.Tensor
     src_x: torch.Tensor
     gain: torch.Tensor
+    shutter: float = 0.0
+    noise: float = 0.0
 
 
 def draw_motion(
@@ -94,6 +101,7 @@ def draw_motion(
         origin = (rng.uniform(0, max(height - span_y, 0)), rng.uniform(0, max(width - span_x, 0)))
         start = (rng.uniform(0, h - ph), rng.uniform(0, w - pw))
         speed = rng.uniform(-motion.max_patch_speed, motion.max_patch_speed, size=2)
+        round_patch = motion.round_patches > 0 and rng.random() < motion.round_patches
         for k in range(length):
             top, left = start[0] + speed[0] * k, start[1] + speed[1] * k
             r0, c0 = math.floor(top), math.floor(left)
@@ -103,9 +111,36 @@ def draw_motion(
                 continue
             rows = torch.arange(r1, r2, dtype=torch.float64)[:, None]
             cols = torch.arange(c1, c2, dtype=torch.float64)[None, :]
-            src_y[k, r1:r2, c1:c2] = origin[0] + base_scale * (rows - top)
-            src_x[k, r1:r2, c1:c2] = origin[1] + base_scale * (cols - left)
-    return MotionPath(src_y=src_y, src_x=src_x, gain=1.0 + gain_rate * t)
+            patch_y = (origin[0] + base_scale * (rows - top)).expand(r2 - r1, c2 - c1)
+            patch_x = (origin[1] + base_scale * (cols - left)).expand(r2 - r1, c2 - c1)
+            inside = torch.ones(r2 - r1, c2 - c1, dtype=torch.bool)
+            if round_patch:
+                dy = (rows + 0.5 - top - ph / 2) / (ph / 2)
+                dx = (cols + 0.5 - left - pw / 2) / (pw / 2)
+                inside = dy.square() + dx.square() <= 1.0
+            src_y[k, r1:r2, c1:c2] = torch.where(inside, patch_y, src_y[k, r1:r2, c1:c2])
+            src_x[k, r1:r2, c1:c2] = torch.where(inside, patch_x, src_x[k, r1:r2, c1:c2])
+    # Draw only what is enabled, so that configs without these options see the sequences
+    # they always did.
+    blurred = motion.blur_chance > 0 and rng.random() < motion.blur_chance
+    shutter = rng.uniform(0.0, motion.max_shutter) if blurred else 0.0
+    noise = rng.uniform(0.0, motion.max_noise) if motion.max_noise > 0 else 0.0
+    return MotionPath(src_y=src_y, src_x=src_x, gain=1.0 + gain_rate * t, shutter=shutter,
+                      noise=noise)
+
+
+BLUR_SAMPLES = 5  # samples per pixel over the exposure of a blurred frame
+
+
+def _exposure_offsets(path: MotionPath) -> list[tuple[torch.Tensor, torch.Tensor]]:
+    """Per-sample (dy, dx) [T, h, w] offsets along each pixel's motion over the exposure."""
+    if path.shutter <= 0 or path.src_y.shape[0] < 2:
+        return [(torch.zeros(()), torch.zeros(()))]
+    # Each pixel's displacement to the next frame (the last frame repeats the one before).
+    dy = torch.diff(path.src_y, dim=0, append=(2 * path.src_y[-1:] - path.src_y[-2:-1]))
+    dx = torch.diff(path.src_x, dim=0, append=(2 * path.src_x[-1:] - path.src_x[-2:-1]))
+    fractions = torch.linspace(-0.5, 0.5, BLUR_SAMPLES, dtype=torch.float64) * path.shutter
+    return [(float(f) * dy, float(f) * dx) for f in fractions]
 
 
 def resample(image: np.ndarray, path: MotionPath) -> torch.Tensor:
@@ -113,15 +148,19 @@ def resample(image: np.ndarray, path: MotionPath) -> torch.Tensor:
     (mirrored at the image borders), brightness change applied, not rounded."""
     _, height, width = image.shape
     length, h, w = path.src_x.shape
-    grid = _source_grid(path.src_y, path.src_x, height, width).float()  # [T, h, w, 2]
     source = torch.from_numpy(np.ascontiguousarray(image)).float()[None]  # [1, 3, H, W]
-    frames = F.grid_sample(
-        source,
-        grid.reshape(1, length * h, w, 2),
-        mode="bilinear",
-        padding_mode="reflection",
-        align_corners=False,
-    ).reshape(3, length, h, w).transpose(0, 1)
+    offsets = _exposure_offsets(path)
+    frames = torch.zeros(3, length, h, w)
+    for dy, dx in offsets:
+        grid = _source_grid(path.src_y + dy, path.src_x + dx, height, width).float()
+        frames += F.grid_sample(
+            source,
+            grid.reshape(1, length * h, w, 2),
+            mode="bilinear",
+            padding_mode="reflection",
+            align_corners=False,
+        ).reshape(3, length, h, w)
+    frames = (frames / len(offsets)).transpose(0, 1)
     gain = path.gain.float()[:, None, None, None]
     neutral = torch.tensor([0.0, 127.5, 127.5])[None, :, None, None]
     return (frames - neutral) * gain + neutral
@@ -136,4 +175,10 @@ def synthesize_motion(
 ) -> np.ndarray:
     """A moving sequence uint8 [length, 3, h, w] from one YCbCr image uint8 [3, H, W]."""
     path = draw_motion(image.shape[1:], length, crop, motion, rng)
-    return resample(image, path).round().clamp(0, 255).to(torch.uint8).numpy()
+    frames = resample(image, path)
+    if path.noise > 0:
+        generator = torch.Generator().manual_seed(int(rng.integers(0, 2**63 - 1)))
+        noise = torch.randn(frames.shape, generator=generator) * path.noise
+        noise[:, 1:] *= 0.5  # chroma noise is weaker than luma noise in camera output
+        frames = frames + noise
+    return frames.round().clamp(0, 255).to(torch.uint8).numpy()
