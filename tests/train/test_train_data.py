@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from dataclasses import replace
 from fractions import Fraction
 from pathlib import Path
@@ -306,3 +307,14 @@ def test_round_patches_keep_the_background_outside_the_ellipse():
     box = (int(rows.max() - rows.min()) + 1) * (int(cols.max() - cols.min()) + 1)
     # An ellipse fills pi/4 of its bounding box.
     assert 0.65 < int(moved[0].sum()) / box < 0.9
+
+
+def test_video_folder_finds_videos_in_subfolders(numbered_clip: Path, tmp_path: Path):
+    (tmp_path / "mine" / "trip" / "day2").mkdir(parents=True)
+    shutil.copy(numbered_clip, tmp_path / "mine" / "trip" / "a.y4m")
+    shutil.copy(numbered_clip, tmp_path / "mine" / "trip" / "day2" / "b.y4m")
+    (tmp_path / "mine" / "notes.txt").write_text("not a video")
+    clips = build_clips(SourceConfig(kind="video_folder", path=str(tmp_path / "mine")))
+    assert sorted(Path(c.video).name for c in clips) == ["a.y4m", "b.y4m"]
+    with pytest.raises(InputFormatError, match="not a folder"):
+        build_clips(SourceConfig(kind="video_folder", path=str(numbered_clip)))

