@@ -10,7 +10,7 @@ import torch
 
 from ufvc.cli import main as cli_main
 from ufvc.errors import CheckpointError
-from ufvc.models.checkpoint import save_ufvm
+from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import load_model_file
 from ufvc.train.config import ModelSpec, config_from_table
 from ufvc.train.runlog import read_log
@@ -132,3 +132,24 @@ def test_model_starts_from_recipe_weights_a_ufvm_or_changed_configs(tmp_path: Pa
     assert wider.video.config.y_channels == 32
     with pytest.raises(CheckpointError):
         build_model(ModelSpec(name="ufvc-tiny", init=str(path), video={"y_channels": 32}))
+
+
+def test_time_budget_stops_with_a_checkpoint_and_export_writes_its_model(
+    run_table, tmp_path: Path, one_thread
+):
+    table = run_table(intra_steps=50, video_steps=1)
+    config_path = tmp_path / "run.toml"
+    config_path.write_text(_as_toml(table))
+    out = tmp_path / "run"
+    base = ["train", "--config", str(config_path), "--out", str(out), "--quiet"]
+    # A budget that runs out after the first step: the run stops there, not after 51 steps.
+    assert cli_main(base + ["--max-minutes", "1e-6"]) == 0
+    stopped = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert 1 <= stopped["step"] < 51
+    (out / "model.ufvm").unlink()
+    assert cli_main(base + ["--export"]) == 0
+    exported = load_model_file(out / "model.ufvm")
+    assert read_ufvm(out / "model.ufvm").metadata["trained_steps"] == stopped["step"]
+    for key, value in exported.state_dict().items():
+        assert torch.equal(value, stopped["model"][key]), key
+    assert cli_main(base + ["--max-minutes", "0"]) == 2

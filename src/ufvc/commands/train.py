@@ -27,6 +27,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--max-steps", type=int, metavar="K",
                         help="stop after K steps in all (a checkpoint is written; --resume "
                              "goes on from there)")
+    parser.add_argument("--max-minutes", type=float, metavar="M",
+                        help="stop after M minutes of training (a checkpoint is written and "
+                             "the model exported; --resume goes on from there)")
+    parser.add_argument("--export", action="store_true",
+                        help="do not train: write the model of OUT/checkpoints/last.pt as "
+                             "OUT/<export> (for a run still going, or stopped)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="change config values, e.g. stages.0.steps=100 seed=3")
@@ -36,16 +42,24 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ufvc.errors import InputFormatError
     from ufvc.train.config import config_from_table, read_table
-    from ufvc.train.trainer import run_training
+    from ufvc.train.trainer import Trainer, run_training
 
     if args.max_steps is not None and args.max_steps < 1:
         raise InputFormatError(f"--max-steps must be >= 1, got {args.max_steps}")
+    if args.max_minutes is not None and not args.max_minutes > 0:
+        raise InputFormatError(f"--max-minutes must be > 0, got {args.max_minutes}")
     table = read_table(args.config, args.overrides)
     config = config_from_table(table)
     out_dir = args.out or Path(config.out or Path("runs") / args.config.stem)
+    if args.export:
+        trainer = Trainer(config, out_dir=out_dir, device="cpu", config_table=table)
+        path = trainer.export_checkpoint()
+        print(f"model of step {trainer.step}: {path}")
+        return 0
     result = run_training(
         config, out_dir=out_dir, resume=args.resume, device=args.device,
         max_steps=args.max_steps, progress=not args.quiet, config_table=table,
+        max_seconds=None if args.max_minutes is None else 60.0 * args.max_minutes,
     )
     if int(os.environ.get("RANK", "0")) == 0:
         state = "finished" if result.finished else "stopped"

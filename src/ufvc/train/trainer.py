@@ -241,6 +241,7 @@ class Trainer:
         out_dir: Path,
         device: str | None = None,
         max_steps: int | None = None,
+        max_seconds: float | None = None,
         progress: bool = False,
         config_table: dict | None = None,
         base_dir: Path | None = None,
@@ -258,6 +259,9 @@ class Trainer:
         self.step = 0
         self.elapsed_before = 0.0
         self.started = time.perf_counter()
+        # A time budget (a GPU lease, the end of a session): the run checkpoints and
+        # exports when it is spent, and --resume goes on from there.
+        self.deadline = None if max_seconds is None else self.started + max_seconds
         self.last_validation: dict[str, float] | None = None
         self.last_validation_key: tuple | None = None
         self.cache = FrameCache(config.data.cache_dir)
@@ -510,6 +514,12 @@ class Trainer:
                 self._save(index, stage_step, stage.batch_size, optimizer, scheduler, scaler)
             if stage_step == stage.steps or self.step % self.config.validation.every == 0:
                 self._validate(stage)
+            if self.deadline is not None and time.perf_counter() > self.deadline:
+                if stage_step != end:
+                    self._log_train(stage, meter, optimizer, bar)
+                    self._save(index, stage_step, stage.batch_size, optimizer, scheduler, scaler)
+                self.stop_step = self.step
+                return
 
     def _log_train(self, stage: StageConfig, meter: _Meter, optimizer, bar: tqdm) -> None:
         seconds = time.perf_counter() - meter.started
@@ -536,6 +546,19 @@ class Trainer:
             "validation": self.last_validation or {},
         }
         model_files.save_ufvm(self.model, path, metadata=metadata)
+        return path
+
+    def export_checkpoint(self) -> Path:
+        """Write the model of the run's last checkpoint as the run's export (.ufvm), without
+        training: how a run that is still going, or was stopped, hands over its weights."""
+        self.model = build_model(self.config.model)
+        state = self._resume_state()
+        saved = state.get("config", {})
+        self.last_validation = None
+        self.config_table = saved or self.config_table
+        path = self._export(finished=self.step >= self.config.total_steps)
+        if path is None:
+            raise CheckpointError("the config names no export file (`export`)")
         return path
 
     def run(self, resume: bool = False) -> TrainResult:
@@ -599,6 +622,7 @@ def run_training(
     resume: bool = False,
     device: str | None = None,
     max_steps: int | None = None,
+    max_seconds: float | None = None,
     progress: bool = False,
     config_table: dict | None = None,
     base_dir: Path | None = None,
@@ -607,9 +631,11 @@ def run_training(
 
     `resume` continues from `out_dir/checkpoints/last.pt`; `max_steps` stops after that
     many global steps (a checkpoint is written there, so a later `resume` goes on);
-    `device` overrides the config's. `config_table` (the parsed TOML) is stored in the
+    `max_seconds` does the same once that much time has passed; `device` overrides the
+    config's. `config_table` (the parsed TOML) is stored in the
     checkpoints and the exported model.
     """
     trainer = Trainer(config, out_dir=out_dir, device=device, max_steps=max_steps,
-                      progress=progress, config_table=config_table, base_dir=base_dir)
+                      max_seconds=max_seconds, progress=progress, config_table=config_table,
+                      base_dir=base_dir)
     return trainer.run(resume=resume)
