@@ -1,6 +1,7 @@
 """Copy a trained `ufvc-s` model into the package, stored as float16 (half the size).
 
     python benchmarks/ship_weights.py runs/ufvc-s-anchors/ufvc-s.ufvm --levels 0 16 32 48 63
+    python benchmarks/ship_weights.py runs/x/ufvc-s.ufvm --levels ... --to campaign.ufvm
 
 `--levels` names the qp levels the run trained (its `loss.qp_choices`): the rows of the
 per-qp tables in between are interpolated first (`ufvc.models.qp_tables`).
@@ -30,6 +31,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--name", default="ufvc-s.ufvm", help="file name in ufvc/weights/")
     parser.add_argument("--levels", type=int, nargs="*", default=[],
                         help="qp levels the run trained; the other rows are interpolated")
+    parser.add_argument("--to", type=Path, metavar="FILE",
+                        help="write FILE instead of the package's weights (a campaign's "
+                             "committed state, a GPU run's output)")
     parser.add_argument("--stretch-top", nargs=2, metavar=("QP", "RATIO"),
                         help="steps of qps QP..63 geometric from row QP to RATIO times it")
     args = parser.parse_args(argv)
@@ -45,10 +49,10 @@ def main(argv: list[str] | None = None) -> int:
         start, ratio = int(args.stretch_top[0]), float(args.stretch_top[1])
         stretch_top_steps(model, start, ratio)
         metadata["stretched_top_steps"] = {"from_qp": start, "ratio_at_qp63": ratio}
-    target = Path(str(resources.files("ufvc.weights"))) / args.name
+    target = args.to or Path(str(resources.files("ufvc.weights"))) / args.name
     digest = save_ufvm(model, target, metadata=metadata, storage_dtype=torch.float16)
-    shipped = create_model(model.name)
-    if shipped.weights_digest() != digest:
+    written = load_model_file(target) if args.to else create_model(model.name)
+    if written.weights_digest() != digest:
         print("the shipped weights do not load back as written", file=sys.stderr)
         return 1
     print(f"{target}: {target.stat().st_size / 1e6:.1f} MB, digest {digest.hex()}")
