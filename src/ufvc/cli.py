@@ -6,6 +6,7 @@ import argparse
 import importlib
 import os
 import pkgutil
+import signal
 import sys
 
 from ufvc import __version__, commands
@@ -39,9 +40,29 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ufvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not a sub-command
+            continue
         module = importlib.import_module(f"ufvc.commands.{info.name}")
         module.register(subparsers)
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `with` block cleans up."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse `argv`; an unknown option is reported with the sub-command's own usage."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        subparsers = next(a for a in parser._actions
+                          if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -54,12 +75,20 @@ def exit_code_for(error: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and a non-zero exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads
+    # took cores from each other and from other programs (README, "Threads"). This must
+    # be set before torch loads, which the sub-commands do only when they run.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("ufvc: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ufvc: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # The reader of our output went away (`ufvc info ... | head`): not an error of ours.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's flush quiet
@@ -70,6 +99,8 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{error.strerror or message}: {error.filename}"
         print(f"ufvc: error: {message}", file=sys.stderr)
         return exit_code_for(error)
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

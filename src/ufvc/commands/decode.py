@@ -6,11 +6,19 @@ import argparse
 import sys
 import time
 
-from tqdm import tqdm
-
-from ufvc.codec import open_stream
+from ufvc.commands._options import (
+    add_json_option,
+    add_overwrite_options,
+    add_progress_options,
+    add_threads_option,
+    check_json_target,
+    check_outputs,
+    emit_summary,
+    progress_bar,
+    use_threads,
+    warn,
+)
 from ufvc.commands.encode import add_model_options, add_speed_options
-from ufvc.io import open_writer
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -18,29 +26,58 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "decode",
         help="decode a .ufv file",
         description="Decode a .ufv file. The output format follows the name: .y4m, .yuv, "
-        ".mp4/.mkv (H.264 for viewing), or a folder / frames/%%05d.png pattern for PNGs.",
+        ".mp4/.mkv (H.264 for viewing), or a folder / frames/%05d.png pattern for PNGs; "
+        "- writes Y4M to stdout (for `| ffmpeg -i -`), and an existing device or FIFO "
+        "(/dev/null) is written in place. IN may be - (the .ufv on stdin). An existing "
+        "OUT is refused unless -y is given.",
     )
-    parser.add_argument("input", help="the .ufv file")
-    parser.add_argument("-o", "--output", required=True, help="decoded video")
+    parser.add_argument("input", help="the .ufv file, or - for stdin")
+    parser.add_argument("-o", "--output", required=True, help="decoded video, or - for stdout")
+    add_overwrite_options(parser)
     add_model_options(parser)
+    add_threads_option(parser)
     add_speed_options(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_options(parser)
+    add_json_option(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
+    from ufvc.io.base import is_stdio
+
+    check_outputs([args.output, None if args.json == "-" else args.json], [args.input],
+                  overwrite=args.overwrite)
+    check_json_target(args, is_stdio(args.output))
+    threads = use_threads(args.threads)
+
+    from ufvc.codec import open_stream
+    from ufvc.io import open_writer
+
     started = time.perf_counter()
     count = 0
-    with open_stream(args.input, model=args.model, device=args.device,
+    source = sys.stdin.buffer if is_stdio(args.input) else args.input
+    with open_stream(source, model=args.model, device=args.device,
                      pipeline=args.pipeline, compile=args.compile) as stream:
-        bar = tqdm(total=stream.info.num_frames, unit="frame", desc="decode",
-                   disable=args.quiet, file=sys.stderr, leave=False)
-        with bar, open_writer(args.output, stream.info) as writer:
+        info = stream.info
+        bar = progress_bar(args, "decode", stream.info.num_frames)
+        with bar, open_writer(args.output, info, overwrite=args.overwrite) as writer:
+            if writer.loses_bit_depth:
+                warn(f"{args.output} keeps {writer.max_bit_depth} bits per sample of this "
+                     f"{info.bit_depth}-bit stream; write .y4m or .yuv to keep them all")
             # The writer stages its file: an error leaves nothing, even mid-pipeline.
             for _ in stream.frames(sink=writer.write):
                 count += 1
                 bar.update()
     seconds = time.perf_counter() - started
-    print(f"{args.output}: {count} frames {stream.info.width}x{stream.info.height}, "
-          f"{count / seconds:.2f} frames/s")
+    source_name = "stdin" if is_stdio(args.input) else args.input
+    output = "stdout" if is_stdio(args.output) else args.output
+    fps = count / seconds if seconds > 0 else float("inf")
+    text = (f"{output}: {count} frames {info.width}x{info.height} {info.bit_depth}-bit from "
+            f"{source_name}, {fps:.2f} frames/s, {threads} thread(s)")
+    emit_summary(args, text, {
+        "input": source_name, "output": output, "frames": count, "width": info.width,
+        "height": info.height, "fps": float(info.fps), "bit_depth": info.bit_depth,
+        "chroma": info.chroma, "seconds": seconds, "frames_per_second": fps,
+        "threads": threads,
+    })
     return 0
