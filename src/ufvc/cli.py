@@ -8,6 +8,7 @@ import os
 import pkgutil
 import signal
 import sys
+import threading
 
 from ufvc import __version__, commands
 from ufvc.errors import (
@@ -80,7 +81,8 @@ def main(argv: list[str] | None = None) -> int:
     # took cores from each other and from other programs (README, "Threads"). This must
     # be set before torch loads, which the sub-commands do only when they run.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    in_main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:
@@ -100,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
         print(f"ufvc: error: {message}", file=sys.stderr)
         return exit_code_for(error)
     finally:
-        signal.signal(signal.SIGTERM, previous)
+        if in_main_thread:
+            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

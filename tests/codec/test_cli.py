@@ -16,7 +16,8 @@ def test_encode_prints_summary_and_decode_matches_recon(tmp_path, clip, capsys):
     captured = capsys.readouterr()
     line = captured.err
     assert captured.out == ""  # stdout stays free for video
-    summary = r"frames 0-4 of \S+ \(5 frames 64x48\), \d+ bytes, [\d.]+ kbps, [\d.]+ bpp, PSNR YUV [\d.]+ dB"
+    summary = (r"frames 0-4 of \S+ \(5 frames 64x48\), \d+ bytes, [\d.]+ kbps, [\d.]+ bpp, "
+               r"PSNR YUV [\d.]+ dB")
     assert re.search(summary, line)
     assert "frames/s" in line
     assert main(["decode", str(stream), "-o", str(out), "--quiet"]) == 0

@@ -10,6 +10,8 @@ import argparse
 import json
 import os
 import sys
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from ufvc.defaults import PIX_FMTS
@@ -97,12 +99,21 @@ def default_threads() -> int:
     return max(1, min(cores, round(cores - busy)))
 
 
-def use_threads(count: int | None) -> int:
-    """Set torch's intra-op thread count (None: `default_threads()`); returns it."""
+@contextmanager
+def torch_threads(count: int | None) -> Iterator[int]:
+    """Run a block with `count` torch intra-op threads (None: `default_threads()`).
+
+    Yields the count in use and restores the previous one afterwards, so that `main()`
+    called in-process leaves the caller's setting alone.
+    """
     import torch
 
+    previous = torch.get_num_threads()
     torch.set_num_threads(count or default_threads())
-    return torch.get_num_threads()
+    try:
+        yield torch.get_num_threads()
+    finally:
+        torch.set_num_threads(previous)
 
 
 def add_overwrite_options(parser: argparse.ArgumentParser) -> None:

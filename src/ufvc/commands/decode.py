@@ -15,7 +15,7 @@ from ufvc.commands._options import (
     check_outputs,
     emit_summary,
     progress_bar,
-    use_threads,
+    torch_threads,
     warn,
 )
 from ufvc.commands.encode import add_model_options, add_speed_options
@@ -48,16 +48,16 @@ def run(args: argparse.Namespace) -> int:
     check_outputs([args.output, None if args.json == "-" else args.json], [args.input],
                   overwrite=args.overwrite)
     check_json_target(args, is_stdio(args.output))
-    threads = use_threads(args.threads)
-
     from ufvc.codec import open_stream
     from ufvc.io import open_writer
 
     started = time.perf_counter()
     count = 0
     source = sys.stdin.buffer if is_stdio(args.input) else args.input
-    with open_stream(source, model=args.model, device=args.device,
-                     pipeline=args.pipeline, compile=args.compile) as stream:
+    with torch_threads(args.threads) as threads, open_stream(
+        source, model=args.model, device=args.device, pipeline=args.pipeline,
+        compile=args.compile,
+    ) as stream:
         info = stream.info
         bar = progress_bar(args, "decode", stream.info.num_frames)
         with bar, open_writer(args.output, info, overwrite=args.overwrite) as writer:

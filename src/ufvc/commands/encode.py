@@ -17,7 +17,7 @@ from ufvc.commands._options import (
     positive_int,
     progress_bar,
     reader_options,
-    use_threads,
+    torch_threads,
 )
 from ufvc.defaults import (
     DEFAULT_MODEL,
@@ -127,7 +127,6 @@ def run(args: argparse.Namespace) -> int:
                   [args.input], overwrite=args.overwrite)
     check_json_target(args, is_stdio(args.output) or is_stdio(args.recon))
     options = reader_options(args)
-    threads = use_threads(args.threads)
 
     from ufvc.codec import encode
 
@@ -138,7 +137,7 @@ def run(args: argparse.Namespace) -> int:
         coded["first"] = reader.start
         bar.reset(total=reader.info.num_frames)
 
-    with bar:
+    with torch_threads(args.threads) as threads, bar:
         summary = encode(
             args.input, args.output, model=args.model, quality=args.quality,
             max_frames=args.frames, reset_interval=args.reset_interval,

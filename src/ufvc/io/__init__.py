@@ -136,12 +136,7 @@ def open_reader(
         return _check_request(PngReader(source, pix_fmt=pix_fmt, **ranged), size, None)
     if not source.exists():
         raise InputFormatError(f"input not found: {source}")
-    if is_special_file(source):
-        if source.suffix.lower() not in ("", ".y4m"):
-            raise InputFormatError(
-                f"{source}: not a regular file; pipes and FIFOs are read as Y4M "
-                "(ffmpeg: -f yuv4mpegpipe)"
-            )
+    if is_special_file(source):  # a FIFO or /dev/stdin: Y4M, ffmpeg's pipe format
         return _check_request(Y4mReader(source, **ranged), size, pix_fmt)
     if not source.is_file():
         raise InputFormatError(f"{source}: not a regular file")
