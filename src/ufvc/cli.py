@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
 import signal
 import sys
 import threading
+from collections.abc import Iterator
 
 from ufvc import __version__, commands
 from ufvc.errors import (
@@ -56,6 +58,20 @@ def _raise_terminated(signum: int, frame: object) -> None:
     raise Terminated
 
 
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated (main thread only), as Ctrl-C raises
+    KeyboardInterrupt: the writers' `with` blocks then remove their temporary files."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
 def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
     """Parse `argv`; an unknown option is reported with the sub-command's own usage."""
     args, unknown = parser.parse_known_args(argv)
@@ -81,10 +97,9 @@ def main(argv: list[str] | None = None) -> int:
     # took cores from each other and from other programs (README, "Threads"). This must
     # be set before torch loads, which the sub-commands do only when they run.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
-    in_main_thread = threading.current_thread() is threading.main_thread()
-    previous = signal.signal(signal.SIGTERM, _raise_terminated) if in_main_thread else None
     try:
-        return int(args.func(args) or 0)
+        with sigterm_raises():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("ufvc: interrupted", file=sys.stderr)
         return 130
@@ -101,9 +116,6 @@ def main(argv: list[str] | None = None) -> int:
             message = f"{error.strerror or message}: {error.filename}"
         print(f"ufvc: error: {message}", file=sys.stderr)
         return exit_code_for(error)
-    finally:
-        if in_main_thread:
-            signal.signal(signal.SIGTERM, previous)
 
 
 if __name__ == "__main__":

@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
+from ufvc.cli import Terminated, sigterm_raises
 from ufvc.defaults import DEFAULT_MODEL, PRECISIONS
 from ufvc.errors import UfvcError
 from ufvc.io import open_reader, open_writer
@@ -149,4 +150,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    try:
+        with sigterm_raises():
+            status = main()
+    except Terminated:
+        print("demo: terminated", file=sys.stderr)
+        status = 143
+    sys.exit(status)
