@@ -225,7 +225,15 @@ def open_stream(
     pipeline: bool | None = None,
     compile: bool = False,
 ) -> DecodeStream:
-    """Open a `.ufv` file for decoding; the model defaults to the one the stream names."""
+    """Open a `.ufv` file (a path, or a binary file object such as `sys.stdin.buffer`).
+
+    The model defaults to the one the stream names; `model` may give a registered name,
+    a `.ufvm` file or a CodecModel instead. `info` describes the video; iterate for
+    `ufvc.io.types.Frame`s, bit-exactly the encoder's reconstruction. `pipeline` and
+    `compile` as for `encode`. Raises BitstreamError (damaged or truncated stream,
+    CorruptStreamError; newer format, UnsupportedVersionError) and ModelMismatchError
+    (a model other than the stream's).
+    """
     return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile)
 
 
@@ -237,7 +245,11 @@ def decode(
     pipeline: bool | None = None,
     compile: bool = False,
 ) -> Iterator[Frame]:
-    """The frames of a `.ufv` file, decoded one record at a time (see `Decoder`)."""
+    """The frames of a `.ufv` file, decoded one record at a time (see `open_stream`).
+
+    Frames are `ufvc.io.types.Frame`s (Y, Cb, Cr planes, uint8 or uint16 for 10-bit);
+    the errors are those of `open_stream`, raised while iterating.
+    """
     with open_stream(path, model=model, device=device, pipeline=pipeline,
                      compile=compile) as stream:
         yield from stream
