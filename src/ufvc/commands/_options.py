@@ -144,6 +144,12 @@ def check_outputs(
             refuse_existing(path)
 
 
+def check_input_exists(path: str) -> None:
+    """Refuse a missing input before the slow imports (a PNG pattern names no file)."""
+    if path != "-" and "%" not in path and not os.path.lexists(path):
+        raise InputFormatError(f"input not found: {path}")
+
+
 def add_progress_options(parser: argparse.ArgumentParser) -> None:
     """Add --progress and --quiet."""
     group = parser.add_mutually_exclusive_group()

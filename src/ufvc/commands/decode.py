@@ -11,6 +11,7 @@ from ufvc.commands._options import (
     add_overwrite_options,
     add_progress_options,
     add_threads_option,
+    check_input_exists,
     check_json_target,
     check_outputs,
     emit_summary,
@@ -45,6 +46,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ufvc.io.base import is_stdio
 
+    check_input_exists(args.input)
     check_outputs([args.output, None if args.json == "-" else args.json], [args.input],
                   overwrite=args.overwrite)
     check_json_target(args, is_stdio(args.output))
