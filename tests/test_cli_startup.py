@@ -82,3 +82,25 @@ def test_the_python_encode_documents_quality_inputs_options_and_errors() -> None
     for words in ("0..63", "HIGHER IS BETTER", ".y4m", "reader_options", "Raises",
                   "InputFormatError", "OutputError"):
         assert words in doc
+
+
+@pytest.mark.parametrize(("cores", "busy_ticks", "own_seconds", "threads"), [
+    (2, 0, 0.0, 2),  # idle machine: every core
+    (2, 100, 0.0, 1),  # another process keeps one core of two busy
+    (2, 100, 1.0, 2),  # the busy core was this process loading torch
+    (2, 200, 0.0, 1),  # everything busy: still one thread
+    (4, 260, 0.0, 1),  # 2.6 of 4 cores busy
+    (4, 140, 0.0, 3),
+])
+def test_default_threads_leave_the_busy_cores_alone(
+    monkeypatch, cores, busy_ticks, own_seconds, threads
+) -> None:
+    from ufvc.commands import _options
+
+    monkeypatch.setattr(_options, "_cores", lambda: set(range(cores)))
+    monkeypatch.setattr(_options.time, "sleep", lambda seconds: None)
+    # One second at 100 ticks per second per core.
+    since = _options.CpuSample(busy=0, total=0, own=0.0, at=0.0)
+    now = _options.CpuSample(busy=busy_ticks, total=100 * cores, own=own_seconds, at=1.0)
+    monkeypatch.setattr(_options.CpuSample, "now", classmethod(lambda cls: now))
+    assert _options.default_threads(since) == threads

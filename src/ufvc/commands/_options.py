@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 import os
 import sys
+import time
 from collections.abc import Iterator
 from contextlib import contextmanager
+from dataclasses import dataclass
 from typing import Any
 
 from ufvc.defaults import PIX_FMTS
@@ -76,27 +79,70 @@ def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """Add --threads (torch's intra-op threads for the networks)."""
     parser.add_argument(
         "--threads", type=positive_int, metavar="N",
-        help="CPU threads for the networks (default: one per core the machine's load "
-        "leaves free, at least 1; the output is the same for any N)",
+        help="CPU threads for the networks (default: one per core that other processes "
+        "leave free, measured at start, at least 1; the output is the same for any N)",
     )
 
 
-def default_threads() -> int:
+def _cores() -> set[int]:
+    try:
+        return os.sched_getaffinity(0)
+    except AttributeError:  # not on Linux
+        return set(range(os.cpu_count() or 1))
+
+
+@dataclass(frozen=True)
+class CpuSample:
+    """Busy CPU time of this process's cores (/proc/stat) and of this process, at one time."""
+
+    busy: int  # clock ticks the cores spent busy, all processes
+    total: int  # clock ticks the cores spent in all, busy or idle
+    own: float  # CPU seconds this process used
+    at: float  # time.monotonic()
+
+    @classmethod
+    def now(cls) -> CpuSample | None:
+        """A sample, or None where /proc/stat cannot be read."""
+        cores = _cores()
+        busy = total = 0
+        try:
+            with open("/proc/stat") as stat:
+                lines = stat.read().splitlines()
+        except OSError:
+            return None
+        for line in lines:
+            name, *fields = line.split()
+            if name[:3] == "cpu" and name[3:].isdigit() and int(name[3:]) in cores:
+                # user nice system idle iowait irq softirq steal
+                ticks = [int(value) for value in fields[:8]]
+                total += sum(ticks)
+                busy += sum(ticks) - ticks[3] - ticks[4]
+        usage = os.times()
+        return cls(busy, total, usage.user + usage.system, time.monotonic())
+
+
+def default_threads(since: CpuSample | None = None, *, window: float = 0.1) -> int:
     """Threads for the networks when --threads is not given: the cores not busy now.
 
     Oversubscribed OpenMP threads wait on each other: with one of two cores busy, two
-    threads decoded 2-10x slower than one (see README, "Threads"). The busy cores are
-    read from the 1-minute load average, less this process's own share.
+    threads decoded 2-10x slower than one (README, "Threads"). The cores that other
+    processes keep busy are measured from /proc/stat between `since` (taken before
+    torch loads, say) and now, at least over `window` seconds, less this process's own
+    CPU time. Without /proc/stat: every core.
     """
-    try:
-        cores = len(os.sched_getaffinity(0))
-    except AttributeError:  # not on Linux
-        cores = os.cpu_count() or 1
-    try:
-        busy = os.getloadavg()[0]
-    except OSError:
-        busy = 0.0
-    return max(1, min(cores, round(cores - busy)))
+    cores = len(_cores())
+    if since is None:
+        since = CpuSample.now()
+    if since is None:
+        return cores
+    time.sleep(max(0.0, window - (time.monotonic() - since.at)))
+    now = CpuSample.now()
+    if now is None or now.total <= since.total:
+        return cores
+    ticks_per_second = (now.total - since.total) / (now.at - since.at) / cores
+    own = (now.own - since.own) * ticks_per_second
+    busy = max(0.0, (now.busy - since.busy - own) / (now.total - since.total) * cores)
+    return max(1, min(cores, math.floor(cores - busy + 0.5)))
 
 
 @contextmanager
@@ -104,12 +150,14 @@ def torch_threads(count: int | None) -> Iterator[int]:
     """Run a block with `count` torch intra-op threads (None: `default_threads()`).
 
     Yields the count in use and restores the previous one afterwards, so that `main()`
-    called in-process leaves the caller's setting alone.
+    called in-process leaves the caller's setting alone. The machine's load is sampled
+    while torch loads, which costs no extra wait.
     """
+    before = None if count else CpuSample.now()
     import torch
 
     previous = torch.get_num_threads()
-    torch.set_num_threads(count or default_threads())
+    torch.set_num_threads(count or default_threads(before))
     try:
         yield torch.get_num_threads()
     finally:
