@@ -223,8 +223,9 @@ def test_ten_bit_to_png_warns_about_lost_bits(tmp_path, capsys) -> None:
         for frame in synthetic_video(64, 48, 2, bit_depth=10):
             writer.write(frame)
     stream = tmp_path / "ten.ufv"
-    assert main(["encode", str(source), "-o", str(stream), *TINY]) == 0
-    capsys.readouterr()
+    assert main(["encode", str(source), "-o", str(stream), "--recon", str(tmp_path / "r.mp4"),
+                 *TINY]) == 0
+    assert "r.mp4 keeps 8 bits per sample of this 10-bit video" in capsys.readouterr().err
     assert main(["decode", str(stream), "-o", str(tmp_path / "frames/"), "--quiet"]) == 0
     assert "warning" in capsys.readouterr().err
     assert main(["decode", str(stream), "-o", str(tmp_path / "ten_out.y4m"), "--quiet"]) == 0

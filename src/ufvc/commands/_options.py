@@ -255,6 +255,16 @@ def emit_summary(args: argparse.Namespace, text: str, data: dict[str, Any]) -> N
     staged.commit()
 
 
+def warn_bit_depth(output: str, bit_depth: int) -> None:
+    """Warn when `output`'s format keeps fewer bits per sample than the video has."""
+    from ufvc.io import writer_class
+
+    kept = writer_class(output).max_bit_depth
+    if bit_depth > kept:
+        warn(f"{output} keeps {kept} bits per sample of this {bit_depth}-bit video; "
+             "write .y4m or .yuv to keep them all")
+
+
 def warn(message: str) -> None:
     """One warning line on stderr."""
     print(f"ufvc: warning: {message}", file=sys.stderr)

@@ -17,7 +17,7 @@ from ufvc.commands._options import (
     emit_summary,
     progress_bar,
     torch_threads,
-    warn,
+    warn_bit_depth,
 )
 from ufvc.commands.encode import add_model_options, add_speed_options
 
@@ -63,9 +63,7 @@ def run(args: argparse.Namespace) -> int:
         info = stream.info
         bar = progress_bar(args, "decode", stream.info.num_frames)
         with bar, open_writer(args.output, info, overwrite=args.overwrite) as writer:
-            if writer.loses_bit_depth:
-                warn(f"{args.output} keeps {writer.max_bit_depth} bits per sample of this "
-                     f"{info.bit_depth}-bit stream; write .y4m or .yuv to keep them all")
+            warn_bit_depth(args.output, info.bit_depth)
             # The writer stages its file: an error leaves nothing, even mid-pipeline.
             for _ in stream.frames(sink=writer.write):
                 count += 1

@@ -19,6 +19,7 @@ from ufvc.commands._options import (
     progress_bar,
     reader_options,
     torch_threads,
+    warn_bit_depth,
 )
 from ufvc.defaults import (
     DEFAULT_MODEL,
@@ -138,6 +139,8 @@ def run(args: argparse.Namespace) -> int:
     def started(reader) -> None:
         coded["first"] = reader.start
         bar.reset(total=reader.info.num_frames)
+        if args.recon:
+            warn_bit_depth(args.recon, reader.info.bit_depth)
 
     with torch_threads(args.threads) as threads, bar:
         summary = encode(

@@ -44,6 +44,7 @@ __all__ = [
     "open_writer",
     "parse_fps",
     "parse_size",
+    "writer_class",
 ]
 
 
@@ -167,7 +168,7 @@ def check_reader_options(options: dict[str, Any] | None) -> dict[str, Any]:
 def open_writer(
     path: str | os.PathLike[str], info: VideoInfo, *, overwrite: bool = True
 ) -> VideoWriter:
-    """Open a video for writing; the format follows from the path.
+    """Open a video for writing; the format follows from the path (`writer_class`).
 
     .y4m and .yuv keep samples exactly; .mp4/.mkv/.mov are H.264 for viewing (8-bit 4:2:0);
     a folder (an existing one, a path ending in '/' or a name without suffix) or a pattern
@@ -177,31 +178,36 @@ def open_writer(
     written in place, as Y4M unless its name ends in a known suffix. With `overwrite`
     False an existing output is refused (OutputError) instead of replaced.
     """
+    return writer_class(path)(Path(os.fspath(path)), info, overwrite=overwrite)
+
+
+def writer_class(path: str | os.PathLike[str]) -> type[VideoWriter]:
+    """The writer `open_writer` uses for `path` (its `max_bit_depth`, say)."""
     from ufvc.io.png import PngImageWriter, PngSequenceWriter, is_pattern
 
     text = os.fspath(path)
     target = Path(text)
     suffix = target.suffix.lower()
     if is_stdio(text):
-        return Y4mWriter(target, info)
+        return Y4mWriter
     if is_pattern(target):
         if suffix != ".png":
             raise InputFormatError(f"{target}: numbered output is written as .png frames")
-        return PngSequenceWriter(target, info, overwrite=overwrite)
+        return PngSequenceWriter
     if text.endswith(("/", os.sep)):
-        return PngSequenceWriter(target, info, overwrite=overwrite)
+        return PngSequenceWriter
     if suffix == ".yuv":
-        return RawYuvWriter(target, info, overwrite=overwrite)
+        return RawYuvWriter
     if suffix == ".y4m" or (is_special_file(target) and suffix not in (".png",
                                                                         *VIEWING_SUFFIXES)):
-        return Y4mWriter(target, info, overwrite=overwrite)
+        return Y4mWriter
     if suffix == ".png":
-        return PngImageWriter(target, info, overwrite=overwrite)
+        return PngImageWriter
     if suffix in VIEWING_SUFFIXES:
         from ufvc.io.container import PyAvWriter
 
-        return PyAvWriter(target, info, overwrite=overwrite)
+        return PyAvWriter
     if target.is_dir() or not suffix:
-        return PngSequenceWriter(target, info, overwrite=overwrite)
+        return PngSequenceWriter
     known = ", ".join([".y4m", ".yuv", ".png", *VIEWING_SUFFIXES, "a folder"])
     raise InputFormatError(f"{target}: unknown output format {suffix!r}; use {known}")

@@ -258,7 +258,7 @@ class VideoWriter(ABC):
     `with` block removes everything written so far.
     """
 
-    # Deepest samples the format stores; deeper frames are rounded (`loses_bit_depth`).
+    # Deepest samples the format stores; deeper frames are rounded to fit.
     max_bit_depth = 10
 
     def __init__(
@@ -289,11 +289,6 @@ class VideoWriter(ABC):
     def staging_path(self) -> Path:
         """Where the output is written until `close()` moves it to `path`."""
         return self._staged.path
-
-    @property
-    def loses_bit_depth(self) -> bool:
-        """Whether the format keeps fewer bits per sample than the frames carry."""
-        return self.info.bit_depth > self.max_bit_depth
 
     def _open_binary(self) -> BinaryIO:
         """The file to write the output's bytes to (see `StagedOutput.open_binary`)."""
