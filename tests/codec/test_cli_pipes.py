@@ -256,3 +256,32 @@ def test_sigterm_leaves_no_temporary_files(tmp_path, clip) -> None:
         _, err = child.communicate(timeout=60)
     assert child.returncode == 143, err
     assert list(out.iterdir()) == []
+
+
+@pytest.mark.parametrize(("start", "duration", "first", "count"), [
+    ("2", "2", 2, 2),
+    ("0.04s", None, 1, 4),  # 25 fps: from frame 1 to the end
+    (None, "0.08s", 0, 2),
+])
+def test_decode_start_and_duration_write_exactly_those_frames(
+    tmp_path, coded, capsys, start, duration, first, count
+) -> None:
+    _, stream = coded
+    whole, part = tmp_path / "whole.y4m", tmp_path / "part.y4m"
+    assert main(["decode", str(stream), "-o", str(whole), "--quiet"]) == 0
+    args = ["decode", str(stream), "-o", str(part), "--quiet"]
+    args += ["--start", start] if start else []
+    args += ["--duration", duration] if duration else []
+    capsys.readouterr()
+    assert main(args) == 0
+    assert f"frames {first}-{first + count - 1} of" in capsys.readouterr().err
+    expected = _frames_of(whole, first, count, tmp_path / "expected.y4m")
+    assert part.read_bytes() == expected.read_bytes()
+
+
+def test_decode_start_past_the_end_writes_nothing(tmp_path, coded, capsys) -> None:
+    _, stream = coded
+    out = tmp_path / "out.y4m"
+    assert main(["decode", str(stream), "-o", str(out), "--start", "5", "--quiet"]) == 2
+    assert "past the end" in capsys.readouterr().err
+    assert not out.exists()

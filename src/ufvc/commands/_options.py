@@ -45,17 +45,16 @@ def add_input_options(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--fps", metavar="RATE", help="frame rate, e.g. 25 or 30000/1001")
 
 
-def add_range_options(parser: argparse.ArgumentParser) -> None:
+def add_range_options(parser: argparse.ArgumentParser, verb: str = "code") -> None:
     """Add --start and --duration (frames, or seconds with an `s` suffix)."""
     parser.add_argument(
         "--start", metavar="POS",
-        help="first frame to code: a frame number (0 = the first) or seconds such as 2.5s "
-        "(ffmpeg's -ss; default 0)",
+        help=f"first frame to {verb}: a frame number (0 = the first) or seconds such as "
+        "2.5s (ffmpeg's -ss; default 0)",
     )
     parser.add_argument(
         "--duration", metavar="LEN",
-        help="how much to code from --start: frames, or seconds such as 2s (ffmpeg's -t); "
-        "--frames still caps the count",
+        help=f"how much to {verb} from --start: frames, or seconds such as 2s (ffmpeg's -t)",
     )
 
 

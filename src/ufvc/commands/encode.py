@@ -89,7 +89,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help=f"quality level, higher is better (default {DEFAULT_QUALITY})",
     )
     parser.add_argument("--frames", type=positive_int, metavar="K",
-                        help="code at most K frames (ffmpeg's -frames:v)")
+                        help="code at most K frames, also with --duration (ffmpeg's -frames:v)")
     add_range_options(parser)
     parser.add_argument(
         "--reset-interval", type=int, default=DEFAULT_RESET_INTERVAL, metavar="R",
