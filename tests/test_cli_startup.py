@@ -104,3 +104,12 @@ def test_default_threads_leave_the_busy_cores_alone(
     now = _options.CpuSample(busy=busy_ticks, total=100 * cores, own=own_seconds, at=1.0)
     monkeypatch.setattr(_options.CpuSample, "now", classmethod(lambda cls: now))
     assert _options.default_threads(since) == threads
+
+
+def test_the_light_defaults_agree_with_the_modules_that_use_them() -> None:
+    from ufvc import defaults
+    from ufvc.eval.anchors import CODECS
+    from ufvc.io.planar import SUPPORTED_PIX_FMTS
+
+    assert set(defaults.ANCHOR_CODECS) == set(CODECS)
+    assert set(defaults.PIX_FMTS) == set(SUPPORTED_PIX_FMTS)

@@ -40,6 +40,7 @@ __all__ = [
     "VideoInfo",
     "VideoReader",
     "VideoWriter",
+    "check_reader_options",
     "open_reader",
     "open_writer",
     "parse_fps",
