@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import argparse
+import contextlib
 import importlib
 import os
 import pkgutil
+import signal
 import sys
+import threading
+from collections.abc import Iterator
 
 from ufvc import __version__, commands
 from ufvc.errors import (
@@ -39,9 +43,43 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"ufvc {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     for info in sorted(pkgutil.iter_modules(commands.__path__), key=lambda m: m.name):
+        if info.name.startswith("_"):  # shared helpers, not a sub-command
+            continue
         module = importlib.import_module(f"ufvc.commands.{info.name}")
         module.register(subparsers)
     return parser
+
+
+class Terminated(BaseException):
+    """SIGTERM, raised in the main thread so that every `with` block cleans up."""
+
+
+def _raise_terminated(signum: int, frame: object) -> None:
+    raise Terminated
+
+
+@contextlib.contextmanager
+def sigterm_raises() -> Iterator[None]:
+    """Within the block, SIGTERM raises Terminated (main thread only), as Ctrl-C raises
+    KeyboardInterrupt: the writers' `with` blocks then remove their temporary files."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.signal(signal.SIGTERM, _raise_terminated)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argparse.Namespace:
+    """Parse `argv`; an unknown option is reported with the sub-command's own usage."""
+    args, unknown = parser.parse_known_args(argv)
+    if unknown:
+        subparsers = next(a for a in parser._actions
+                          if isinstance(a, argparse._SubParsersAction))
+        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+    return args
 
 
 def exit_code_for(error: BaseException) -> int:
@@ -54,12 +92,20 @@ def exit_code_for(error: BaseException) -> int:
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and a non-zero exit code."""
-    args = build_parser().parse_args(argv)
+    args = parse_args(build_parser(), argv)
+    # Idle OpenMP threads sleep instead of spinning: on a busy machine spinning threads
+    # took cores from each other and from other programs (README, "Threads"). This must
+    # be set before torch loads, which the sub-commands do only when they run.
+    os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        return int(args.func(args) or 0)
+        with sigterm_raises():
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("ufvc: interrupted", file=sys.stderr)
         return 130
+    except Terminated:
+        print("ufvc: terminated", file=sys.stderr)
+        return 143
     except BrokenPipeError:
         # The reader of our output went away (`ufvc info ... | head`): not an error of ours.
         sys.stdout = open(os.devnull, "w")  # noqa: SIM115 - keeps the interpreter's flush quiet

@@ -224,13 +224,20 @@ def test_bdrate_and_results_page_from_an_anchor_and_the_eval_results(evaluated, 
     (["-q", "64"], "quality must be 0..63"),
     (["-q", "40", "--frames", "0"], "--frames must be >= 1"),
     (["-q", "40", "--model", "no-such-model"], "unknown model"),
-    (["-q", "40", "--threads", "0"], "threads must be >= 1"),
 ])
 def test_bad_arguments_are_one_line_errors(testset, tmp_path, capsys, arguments,
                                            message) -> None:
     assert main(["eval", "--model", "ufvc-tiny", *arguments, "--testset", str(testset),
                  "-o", str(tmp_path / "x.json")]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_threads_below_one_is_a_usage_error(testset, tmp_path, capsys) -> None:
+    with pytest.raises(SystemExit) as exit_info:
+        main(["eval", "--model", "ufvc-tiny", "-q", "40", "--threads", "0", "--testset",
+              str(testset), "-o", str(tmp_path / "x.json")])
+    assert exit_info.value.code == 2
+    assert "usage: ufvc eval" in capsys.readouterr().err
 
 
 @pytest.mark.skipif(torch.cuda.is_available(), reason="CUDA is present here")

@@ -7,8 +7,8 @@ reads front to back, and with a seekable input also uses the trailing index.
 from __future__ import annotations
 
 import bisect
+import dataclasses
 import os
-import secrets
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -26,6 +26,7 @@ from ufvc.bitstream.format import (
     StreamIndex,
 )
 from ufvc.errors import BitstreamError, CorruptStreamError, InputFormatError, OutputError
+from ufvc.io.base import StagedOutput
 
 _READ_PIECE = 1 << 24  # read large payloads in pieces, so a damaged length cannot exhaust memory
 
@@ -33,24 +34,33 @@ _READ_PIECE = 1 << 24  # read large payloads in pieces, so a damaged length cann
 class StreamWriter:
     """Writes a sequence header, then records; `close()` appends the index and footer.
 
-    Given a path, the file is written under a temporary name next to it and renamed
-    when the writer closes without error; if the `with` block raises, nothing is left
-    behind. Given a binary file object (a pipe, a BytesIO), the bytes go straight to
-    it; after an error the index is not appended, which leaves a valid cut stream.
+    Given a path, the file is written under a temporary name next to it and moved into
+    place when the writer closes without error; if the `with` block raises, nothing is
+    left behind. With `overwrite` False an existing file is refused. The path `-` is
+    standard output, and an existing device node or FIFO (`/dev/null`) is written in
+    place, never replaced. Given a binary file object (a pipe, a BytesIO), the bytes go
+    straight to it; after an error the index is not appended, which leaves a valid cut
+    stream. A header whose frame count is 0 (unknown, e.g. video from a pipe) gets the
+    count written into it at `close()` when the output can seek back to it.
     """
 
-    def __init__(self, target: str | os.PathLike[str] | BinaryIO, header: SequenceHeader) -> None:
+    def __init__(
+        self,
+        target: str | os.PathLike[str] | BinaryIO,
+        header: SequenceHeader,
+        *,
+        overwrite: bool = True,
+    ) -> None:
         self.header = header
         self._path: Path | None = None
-        self._temp_path: Path | None = None
+        self._output: StagedOutput | None = None
         if isinstance(target, (str, os.PathLike)):
             self._path = Path(target)
-            self._temp_path = self._path.with_name(
-                f".{self._path.name}.{os.getpid()}.{secrets.token_hex(4)}.part"
-            )
+            self._output = StagedOutput(self._path, overwrite=overwrite)
             try:
-                self._file: BinaryIO = open(self._temp_path, "xb")  # closed in close()
+                self._file: BinaryIO = self._output.open_binary()  # closed in close()
             except OSError as error:
+                self._output.discard()
                 raise OutputError(f"cannot write {self._path}: {error.strerror}") from error
         else:
             self._file = target
@@ -78,7 +88,7 @@ class StreamWriter:
         self._frame_count += record.num_frames
 
     def close(self) -> None:
-        """Append the index and footer and finish the file (rename it into place)."""
+        """Append the index and footer and finish the file (move it into place)."""
         if self._closed:
             return
         index_offset = self.bytes_written
@@ -86,21 +96,37 @@ class StreamWriter:
         self._write(index.pack_record() + Footer(index_offset).pack())
         self._closed = True
         try:
+            self._write_frame_count()
             self._file.flush()
-            if self._path is not None:
-                os.fsync(self._file.fileno())
+            if self._output is not None:
+                if not self._output.direct:
+                    os.fsync(self._file.fileno())
                 self._file.close()
-                os.replace(self._temp_path, self._path)
+                self._output.commit()
         except OSError as error:
             self._discard()
+            if isinstance(error, OutputError):
+                raise
             raise OutputError(f"cannot write {self._path or 'stream'}: {error.strerror}") from error
+
+    def _write_frame_count(self) -> None:
+        """Fill in a header frame count of 0 (unknown) once the frames are all written."""
+        if self.header.frame_count or not self._frame_count:
+            return
+        if (self._output is not None and self._output.direct) or not self._file.seekable():
+            return
+        self.header = dataclasses.replace(self.header, frame_count=self._frame_count)
+        end = self._file.tell()
+        self._file.seek(end - self.bytes_written)
+        self._file.write(self.header.pack())
+        self._file.seek(end)
 
     def _discard(self) -> None:
         """Drop a partial file: close and delete the temporary file (path targets only)."""
         self._closed = True
-        if self._temp_path is not None:
+        if self._output is not None:
             self._file.close()
-            self._temp_path.unlink(missing_ok=True)
+            self._output.discard()
 
     def _write(self, data: bytes) -> None:
         try:

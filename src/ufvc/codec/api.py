@@ -18,15 +18,15 @@ from ufvc.codec.core import (
     DEFAULT_RESET_INTERVAL,
     Decoder,
     Encoder,
+    check_quality,
 )
-from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
+from ufvc.defaults import DEFAULT_MODEL, DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import InputFormatError
-from ufvc.io import open_reader, open_writer
+from ufvc.io import VideoReader, check_reader_options, open_reader, open_writer
+from ufvc.io.base import check_not_input
 from ufvc.io.types import Frame, VideoInfo
 from ufvc.metrics import SequencePsnr
 from ufvc.models.registry import CodecModel, create_model, list_models, load_model_file
-
-DEFAULT_MODEL = "ufvc-s"
 
 ModelSpec = str | os.PathLike[str] | CodecModel | None
 
@@ -88,9 +88,23 @@ def encode(
     pipeline: bool | None = None,
     compile: bool = False,
     cuda_graphs: bool = False,
+    overwrite: bool = True,
+    on_start: Callable[[VideoReader], None] | None = None,
 ) -> EncodeSummary:
     """Encode a video file into a `.ufv` file, one chunk in memory at a time.
 
+    `source` is anything `ufvc.io.open_reader` reads: .y4m (8/10-bit 4:2:0 or 4:4:4),
+    raw .yuv (give `reader_options={"size": "WxH"}`), a PNG folder or pattern, any
+    container FFmpeg reads (.mp4, .mkv, ...), or `-` for Y4M on standard input.
+    `output` is a path, `-` (standard output) or an existing device node or FIFO.
+    `quality` runs 0..63 and HIGHER IS BETTER (more bits, higher PSNR); `model` is a
+    registered name, a `.ufvm` file or a CodecModel (default "ufvc-s").
+    `max_frames` caps the frame count. `reader_options` go to `open_reader`: "size"
+    ((w, h) or "WxH"), "pix_fmt" (e.g. "yuv420p10le"), "fps", "start" and "duration"
+    (frames, or seconds as "2.5s"), "max_frames". `on_start` gets the open reader
+    before the first frame (its `info` and `start`, e.g. for a progress total).
+    `overwrite` False refuses an existing output; an output that is the source is
+    always refused.
     `recon` also writes the encoder's own reconstruction (what `decode` will give).
     `precision` "bf16" runs the networks under bfloat16 autocast (faster on CPUs with
     AMX or AVX512-BF16); the decoder follows the stream's choice.
@@ -99,7 +113,14 @@ def encode(
     (None: when a core is free, see `ufvc.codec.core.default_pipeline`);
     `compile` runs the networks through torch.compile, `cuda_graphs` (CUDA devices only)
     replays them from CUDA graphs; the header records both, and decoders follow.
+
+    Raises InputFormatError (bad source, option or quality), OutputError (an output
+    cannot be written, exists, or is the source), CheckpointError (bad model file).
     """
+    options = check_reader_options(reader_options)
+    for number, path in enumerate((output, recon)):
+        check_not_input(path, [source, output][:number + 1])
+    check_quality(quality)
     codec_model = load_model(model, device=device)
     psnr = SequencePsnr()
     started = time.perf_counter()
@@ -107,15 +128,19 @@ def encode(
         raise InputFormatError(f"frame limit must be >= 1, got {max_frames}")
     with ExitStack() as stack:
         reader = stack.enter_context(
-            open_reader(source, max_frames=max_frames, **(reader_options or {}))
+            open_reader(source, **{**options, "max_frames": _least(max_frames,
+                                                                     options.get("max_frames"))})
         )
         info = reader.info
+        if on_start is not None:
+            on_start(reader)
         encoder = Encoder(codec_model, info, quality=quality, reset_interval=reset_interval,
                           intra_period=intra_period, skip_threshold=skip_threshold,
                           precision=precision, device=device, pipeline=pipeline,
                           compile=compile, cuda_graphs=cuda_graphs)
-        writer = stack.enter_context(StreamWriter(output, encoder.header))
-        recon_writer = stack.enter_context(open_writer(recon, info)) if recon else None
+        writer = stack.enter_context(StreamWriter(output, encoder.header, overwrite=overwrite))
+        recon_writer = (stack.enter_context(open_writer(recon, info, overwrite=overwrite))
+                        if recon else None)
         count = 0
 
         def emit(records) -> None:
@@ -137,8 +162,14 @@ def encode(
         if info.num_frames and count != info.num_frames:
             raise InputFormatError(f"{source} ended after {count} of {info.num_frames} frames")
     seconds = time.perf_counter() - started
-    size = Path(output).stat().st_size
-    return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds)
+    return EncodeSummary(count, info.width, info.height, float(info.fps), writer.bytes_written,
+                         psnr, seconds)
+
+
+def _least(*limits: int | None) -> int | None:
+    """The smallest of the limits given (None = no limit)."""
+    given = [limit for limit in limits if limit is not None]
+    return min(given) if given else None
 
 
 class DecodeStream:
@@ -194,7 +225,15 @@ def open_stream(
     pipeline: bool | None = None,
     compile: bool = False,
 ) -> DecodeStream:
-    """Open a `.ufv` file for decoding; the model defaults to the one the stream names."""
+    """Open a `.ufv` file (a path, or a binary file object such as `sys.stdin.buffer`).
+
+    The model defaults to the one the stream names; `model` may give a registered name,
+    a `.ufvm` file or a CodecModel instead. `info` describes the video; iterate for
+    `ufvc.io.types.Frame`s, bit-exactly the encoder's reconstruction. `pipeline` and
+    `compile` as for `encode`. Raises BitstreamError (damaged or truncated stream,
+    CorruptStreamError; newer format, UnsupportedVersionError) and ModelMismatchError
+    (a model other than the stream's).
+    """
     return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile)
 
 
@@ -206,7 +245,11 @@ def decode(
     pipeline: bool | None = None,
     compile: bool = False,
 ) -> Iterator[Frame]:
-    """The frames of a `.ufv` file, decoded one record at a time (see `Decoder`)."""
+    """The frames of a `.ufv` file, decoded one record at a time (see `open_stream`).
+
+    Frames are `ufvc.io.types.Frame`s (Y, Cb, Cr planes, uint8 or uint16 for 10-bit);
+    the errors are those of `open_stream`, raised while iterating.
+    """
     with open_stream(path, model=model, device=device, pipeline=pipeline,
                      compile=compile) as stream:
         yield from stream

@@ -38,6 +38,12 @@ from ufvc.bitstream.format import Record, RecordType, SequenceHeader
 from ufvc.codec.channels import DecoderChannel, EncoderChannel
 from ufvc.codec.compile import compile_available, compiled_networks, warn
 from ufvc.codec.graphs import graphed_networks
+from ufvc.defaults import (
+    DEFAULT_QUALITY,
+    DEFAULT_RESET_INTERVAL,
+    NUM_QUALITY_LEVELS,
+    PRECISIONS,
+)
 from ufvc.entropy.coder import CoderModels, SymbolReader, SymbolWriter
 from ufvc.entropy.tables import (
     DEFAULT_SKIP_THRESHOLD,
@@ -53,9 +59,6 @@ from ufvc.models.registry import CodecModel
 from ufvc.models.video import FRAME_MULTIPLE, LATENT_MULTIPLE, ChunkState
 from ufvc.nn.deterministic import use_deterministic_convs
 
-NUM_QUALITY_LEVELS = 64  # quality 63 is the best; the networks' qp index
-DEFAULT_QUALITY = 40
-DEFAULT_RESET_INTERVAL = 32  # frames between memory resets, as in the release
 RECON_CRC = struct.Struct("<I")
 # A record's y payload gets one range-coder stream per this many latent positions (at
 # most MAX_Y_STREAMS), so a decoder can parse the streams of a large chunk in parallel.
@@ -131,7 +134,6 @@ def prepare_model(model: CodecModel) -> CodecModel:
     return model
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
 AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 

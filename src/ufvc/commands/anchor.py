@@ -5,11 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tqdm import tqdm
-
-from ufvc.eval.anchors import CODECS, MODES, anchor_config, run_anchor
-from ufvc.eval.results import RateRow, ResultStore
-from ufvc.eval.testsets import load_testset
+from ufvc.defaults import ANCHOR_CODECS, ANCHOR_MODES
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -21,9 +17,9 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "PSNR against the source and encode/decode speed. Rows already in the output file "
         "are kept and not measured again.",
     )
-    parser.add_argument("--codec", required=True, choices=sorted(CODECS))
+    parser.add_argument("--codec", required=True, choices=ANCHOR_CODECS)
     parser.add_argument("--preset", help="encoder preset (default: medium; SVT-AV1: 8)")
-    parser.add_argument("--mode", choices=MODES, default="ld",
+    parser.add_argument("--mode", choices=ANCHOR_MODES, default="ld",
                         help="ld: low delay, one intra frame; ra: random access (encoder's "
                         "default GOP); ai: all intra (default: ld)")
     rate = parser.add_mutually_exclusive_group(required=True)
@@ -44,7 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _summary(rows: list[RateRow]) -> str:
+def _summary(rows: list) -> str:
     lines = ["sequence          q      bpp   kbps  PSNR-Y  PSNR-YUV  enc fps  dec fps"]
     for row in rows:
         lines.append(f"{row.sequence[:16]:16s} {row.rate_control}{row.quality:<4g} "
@@ -54,13 +50,19 @@ def _summary(rows: list[RateRow]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ufvc.eval.anchors import anchor_config, run_anchor
+    from ufvc.eval.results import ResultStore
+    from ufvc.eval.testsets import load_testset
+
     rate_control = "crf" if args.crf is not None else "qp"
     qualities = args.crf if args.crf is not None else args.qp
     config = anchor_config(args.codec, preset=args.preset, mode=args.mode,
                            rate_control=rate_control, threads=args.threads)
     sequences = [spec.with_frames(args.frames) for spec in load_testset(args.testset)]
     store = ResultStore(args.output)
-    measured: list[RateRow] = []
+    measured: list = []
     skipped = 0
     with tqdm(total=len(sequences) * len(qualities), desc=config.name, unit="point",
               file=sys.stderr) as progress:

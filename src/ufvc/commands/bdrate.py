@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from ufvc.defaults import BDRATE_METHODS, BDRATE_METRICS
 from ufvc.errors import OutputError
-from ufvc.eval.bdrate import METHODS, METRICS, compare
-from ufvc.eval.plots import plot_rd_curves
-from ufvc.eval.results import read_rows
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -24,8 +22,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--anchor-config",
                         help="the anchor curve, when the anchor file holds several "
                         "(a config such as x264-medium-ld, or config:rate_control)")
-    parser.add_argument("--metric", choices=METRICS, default="psnr_yuv")
-    parser.add_argument("--method", choices=METHODS, default="pchip",
+    parser.add_argument("--metric", choices=BDRATE_METRICS, default="psnr_yuv")
+    parser.add_argument("--method", choices=BDRATE_METHODS, default="pchip",
                         help="interpolation of log rate over quality (default: pchip)")
     parser.add_argument("--plots", metavar="DIR", help="also write RD-curve PNGs here")
     parser.add_argument("--md", metavar="FILE", help="also write the Markdown table here")
@@ -33,6 +31,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ufvc.eval.bdrate import compare
+    from ufvc.eval.plots import plot_rd_curves
+    from ufvc.eval.results import read_rows
+
     anchor_rows = read_rows(args.anchor)
     test_rows = [row for path in args.test for row in read_rows(path)]
     report = compare(anchor_rows, test_rows, metric=args.metric, method=args.method,

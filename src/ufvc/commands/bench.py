@@ -8,19 +8,10 @@ import shlex
 import sys
 from pathlib import Path
 
-from ufvc.codec import DEFAULT_MODEL
+from ufvc.commands._options import add_threads_option, default_threads
 from ufvc.commands.encode import add_graphs_option, add_speed_options
+from ufvc.defaults import DEFAULT_BENCH_QUALITY, DEFAULT_MODEL, DEFAULT_SIZES, NAMED_SIZES
 from ufvc.errors import OutputError
-from ufvc.eval.bench import (
-    DEFAULT_BENCH_QUALITY,
-    DEFAULT_SIZES,
-    NAMED_SIZES,
-    parse_frame_size,
-    resolve_device,
-    run_bench,
-    torch_threads,
-)
-from ufvc.eval.neural import load_codec_model
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -49,8 +40,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-q", "--quality", type=int, default=DEFAULT_BENCH_QUALITY,
                         metavar="0..63", help=f"quality level (default {DEFAULT_BENCH_QUALITY})")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--threads", type=int,
-                        help="torch intra-op threads (default: torch's choice)")
+    add_threads_option(parser)
     half = parser.add_mutually_exclusive_group()
     half.add_argument("--bf16", action="store_true",
                       help="run the networks under bfloat16 autocast (the stream's compute "
@@ -91,8 +81,13 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ufvc.eval.bench import parse_frame_size, resolve_device, run_bench, torch_threads
+    from ufvc.eval.neural import load_codec_model
+
     sizes = [parse_frame_size(text) for text in args.sizes]
     device = resolve_device(args.device)
+    if args.threads is None:
+        args.threads = default_threads()  # so that the printed command repeats this run
     with torch_threads(args.threads):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)

@@ -5,8 +5,6 @@ from __future__ import annotations
 import argparse
 import json
 
-from ufvc.models.conformance import ConformanceReport, run_conformance
-
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
@@ -25,7 +23,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _text(report: ConformanceReport) -> str:
+def _text(report) -> str:
     height, width = report.frame_size
     lines = [f"{report.path}: model {report.model}, {width}x{height}, {report.frames} frames, "
              f"{report.calls} calls"]
@@ -38,6 +36,8 @@ def _text(report: ConformanceReport) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ufvc.models.conformance import run_conformance
+
     reports = [run_conformance(path, tolerance_scale=args.tolerance_scale)
                for path in args.files]
     if args.json:

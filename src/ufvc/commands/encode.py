@@ -3,14 +3,31 @@
 from __future__ import annotations
 
 import argparse
-import sys
 
-from tqdm import tqdm
-
-from ufvc.codec import DEFAULT_MODEL, DEFAULT_QUALITY, DEFAULT_RESET_INTERVAL, encode
-from ufvc.codec.core import PRECISIONS
-from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
-from ufvc.io.cli_options import add_input_options, reader_options
+from ufvc.commands._options import (
+    add_input_options,
+    add_json_option,
+    add_overwrite_options,
+    add_progress_options,
+    add_range_options,
+    add_threads_option,
+    check_input_exists,
+    check_json_target,
+    check_outputs,
+    emit_summary,
+    positive_int,
+    progress_bar,
+    reader_options,
+    torch_threads,
+    warn_bit_depth,
+)
+from ufvc.defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_QUALITY,
+    DEFAULT_RESET_INTERVAL,
+    DEFAULT_SKIP_THRESHOLD,
+    PRECISIONS,
+)
 
 
 def add_model_options(parser: argparse.ArgumentParser) -> None:
@@ -59,15 +76,21 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "encode",
         help="compress a video into a .ufv file",
         description="Compress a video (y4m, raw yuv, PNG frames, or anything FFmpeg reads) "
-        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER.",
+        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER. IN and OUT may be - "
+        "(Y4M from stdin, as `ffmpeg -f yuv4mpegpipe -` writes it; the .ufv to stdout). "
+        "An existing OUT is refused unless -y is given.",
     )
-    parser.add_argument("input", help="source video")
-    parser.add_argument("-o", "--output", required=True, help="the .ufv file to write")
+    parser.add_argument("input", help="source video, or - for Y4M on stdin")
+    parser.add_argument("-o", "--output", required=True,
+                        help="the .ufv file to write, or - for stdout")
+    add_overwrite_options(parser)
     parser.add_argument(
         "-q", "--quality", type=int, default=DEFAULT_QUALITY, metavar="0..63",
         help=f"quality level, higher is better (default {DEFAULT_QUALITY})",
     )
-    parser.add_argument("--frames", type=int, metavar="K", help="code only the first K frames")
+    parser.add_argument("--frames", type=positive_int, metavar="K",
+                        help="code at most K frames, also with --duration (ffmpeg's -frames:v)")
+    add_range_options(parser)
     parser.add_argument(
         "--reset-interval", type=int, default=DEFAULT_RESET_INTERVAL, metavar="R",
         help=f"rebuild the temporal memory every R frames, 0 = never (default "
@@ -87,32 +110,67 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         help="arithmetic of the networks; bf16 is faster on CPUs with bf16 units, fp16 is "
         "for CUDA devices; the decoder follows the stream (default fp32)",
     )
-    parser.add_argument("--recon", metavar="FILE", help="also write the encoder's reconstruction")
+    parser.add_argument("--recon", metavar="FILE",
+                        help="also write the encoder's reconstruction (what decode gives)")
     add_model_options(parser)
+    add_threads_option(parser)
     add_speed_options(parser)
     add_graphs_option(parser)
-    parser.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_progress_options(parser)
+    add_json_option(parser)
     add_input_options(parser)
     parser.set_defaults(func=run)
 
 
 def run(args: argparse.Namespace) -> int:
-    bar = tqdm(unit="frame", desc="encode", disable=args.quiet, file=sys.stderr, leave=False)
-    with bar:
+    from ufvc.io.base import is_stdio
+
+    check_input_exists(args.input)
+    check_outputs([args.output, args.recon, None if args.json == "-" else args.json],
+                  [args.input], overwrite=args.overwrite)
+    check_json_target(args, is_stdio(args.output) or is_stdio(args.recon))
+    options = reader_options(args)
+
+    from ufvc.codec import encode
+
+    bar = progress_bar(args, "encode")
+    coded: dict = {}
+
+    def started(reader) -> None:
+        coded["first"] = reader.start
+        bar.reset(total=reader.info.num_frames)
+        if args.recon:
+            warn_bit_depth(args.recon, reader.info.bit_depth)
+
+    with torch_threads(args.threads) as threads, bar:
         summary = encode(
             args.input, args.output, model=args.model, quality=args.quality,
             max_frames=args.frames, reset_interval=args.reset_interval,
             intra_period=args.intra_period, skip_threshold=args.skip_threshold,
             precision=args.precision, recon=args.recon, device=args.device,
-            reader_options=reader_options(args),
-            progress=bar.update, pipeline=args.pipeline, compile=args.compile,
-            cuda_graphs=args.cuda_graphs,
+            reader_options=options, progress=bar.update, pipeline=args.pipeline,
+            compile=args.compile, cuda_graphs=args.cuda_graphs, overwrite=args.overwrite,
+            on_start=started,
         )
+    first = coded.get("first", 0)
+    last = first + summary.frames - 1
+    source = "stdin" if is_stdio(args.input) else args.input
+    output = "stdout" if is_stdio(args.output) else args.output
     psnr = summary.psnr.mean()
-    print(
-        f"{args.output}: {summary.frames} frames {summary.width}x{summary.height}, "
-        f"{summary.bytes} bytes, {summary.kbps:.1f} kbps, {summary.bpp:.4f} bpp, "
-        f"PSNR YUV {psnr.yuv611:.2f} dB (Y {psnr.y:.2f} U {psnr.u:.2f} V {psnr.v:.2f}), "
-        f"{summary.encode_fps:.2f} frames/s"
+    text = (
+        f"{output}: frames {first}-{last} of {source} ({summary.frames} frames "
+        f"{summary.width}x{summary.height}), {summary.bytes} bytes, {summary.kbps:.1f} kbps, "
+        f"{summary.bpp:.4f} bpp, PSNR YUV {psnr.yuv611:.2f} dB (Y {psnr.y:.2f} U {psnr.u:.2f} "
+        f"V {psnr.v:.2f}), {summary.encode_fps:.2f} frames/s, {threads} thread(s), "
+        f"{args.precision}"
     )
+    emit_summary(args, text, {
+        "input": source, "output": output, "first_frame": first, "last_frame": last,
+        "frames": summary.frames, "width": summary.width, "height": summary.height,
+        "fps": summary.fps, "bytes": summary.bytes, "kbps": summary.kbps, "bpp": summary.bpp,
+        "psnr_y": psnr.y, "psnr_u": psnr.u, "psnr_v": psnr.v, "psnr_yuv": psnr.yuv611,
+        "seconds": summary.seconds, "frames_per_second": summary.encode_fps,
+        "quality": args.quality, "model": args.model or DEFAULT_MODEL, "threads": threads,
+        "precision": args.precision,
+    })
     return 0

@@ -5,15 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from tqdm import tqdm
-
-from ufvc.codec import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL
-from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
+from ufvc.commands._options import add_threads_option, default_threads
+from ufvc.defaults import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL, DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import InputFormatError
-from ufvc.eval.bench import resolve_device, torch_threads
-from ufvc.eval.neural import EvalSettings, load_codec_model, run_eval
-from ufvc.eval.results import RateRow, ResultStore
-from ufvc.eval.testsets import load_testset
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -55,15 +49,14 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="also record bpp_estimated from the model's likelihoods (one more "
                         "forward pass per point)")
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
-    parser.add_argument("--threads", type=int,
-                        help="torch intra-op threads (default: torch's choice)")
+    add_threads_option(parser)
     parser.add_argument("--keep-streams", metavar="DIR", help="keep the .ufv files here")
     parser.add_argument("-o", "--output", required=True,
                         help="result file, .json or .csv; existing rows are kept")
     parser.set_defaults(func=run)
 
 
-def _summary(rows: list[RateRow]) -> str:
+def _summary(rows: list) -> str:
     lines = ["sequence          q       bpp  est.bpp   kbps  PSNR-Y  PSNR-YUV  enc fps  dec fps"]
     for row in rows:
         estimate = "" if row.bpp_estimated is None else f"{row.bpp_estimated:.4f}"
@@ -74,6 +67,13 @@ def _summary(rows: list[RateRow]) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from tqdm import tqdm
+
+    from ufvc.eval.bench import resolve_device, torch_threads
+    from ufvc.eval.neural import EvalSettings, load_codec_model, run_eval
+    from ufvc.eval.results import ResultStore
+    from ufvc.eval.testsets import load_testset
+
     if args.frames is not None and args.frames < 1:
         raise InputFormatError(f"--frames must be >= 1, got {args.frames}")
     device = resolve_device(args.device)
@@ -82,9 +82,9 @@ def run(args: argparse.Namespace) -> int:
                             estimate_rate=args.estimate_rate)
     sequences = [spec.with_frames(args.frames) for spec in load_testset(args.testset)]
     store = ResultStore(args.output)
-    measured: list[RateRow] = []
+    measured: list = []
     skipped = 0
-    with torch_threads(args.threads):
+    with torch_threads(args.threads or default_threads()):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
         label = args.label or model.name

@@ -7,41 +7,33 @@ import dataclasses
 import json
 from typing import Any
 
-from ufvc.bitstream.describe import describe, describe_text
+from ufvc.defaults import DEFAULT_FRAME_SIZE, MAC_CONVENTIONS
 from ufvc.errors import InputFormatError
-from ufvc.io import parse_size
-from ufvc.models.complexity import (
-    CONVENTIONS,
-    DEFAULT_FRAME_SIZE,
-    PAPER_TABLE,
-    CodecCost,
-    ModelComplexity,
-    model_complexity,
-)
-from ufvc.models.registry import get_model_spec, list_models, shipped_weights_path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "info",
         help="describe a .ufv file, or a model's parameters and MACs per frame",
-        description="With FILE: describe a .ufv stream. With --model: parameters and "
-        "multiply-accumulates per frame of each top-level module of the model's intra and "
-        "video codecs (encode side and decode side), plus the totals in the paper's "
-        "counting convention.",
+        description="With FILE: describe a .ufv stream (with --model too: whether that "
+        "model decodes it). With --model alone: parameters and multiply-accumulates per "
+        "frame of each top-level module of the model's intra and video codecs (encode side "
+        "and decode side), plus the totals in the paper's counting convention.",
     )
     parser.add_argument("file", nargs="?", help=".ufv file to describe")
-    parser.add_argument("--model", metavar="NAME", help="registered model to describe")
+    parser.add_argument("--model", metavar="NAME|PATH",
+                        help="registered model (or .ufvm file, with FILE) to describe, or to "
+                        "check FILE against")
     parser.add_argument("--list-models", action="store_true", help="list registered models")
     parser.add_argument("--size", default=f"{DEFAULT_FRAME_SIZE[1]}x{DEFAULT_FRAME_SIZE[0]}",
                         metavar="WxH", help="frame size for the MAC count (default: %(default)s)")
-    parser.add_argument("--convention", choices=sorted(CONVENTIONS), default="ufvc",
+    parser.add_argument("--convention", choices=sorted(MAC_CONVENTIONS), default="ufvc",
                         help="MAC counting convention of the tables (default: ufvc)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(func=run)
 
 
-def _codec_table(cost: CodecCost) -> list[str]:
+def _codec_table(cost) -> list[str]:
     n = cost.frames_per_call
     unit = "per frame" if n == 1 else f"per frame (one {n}-frame call / {n})"
     lines = [f"{cost.codec} codec, GMAC {unit}",
@@ -55,6 +47,9 @@ def _codec_table(cost: CodecCost) -> list[str]:
 
 
 def _model_report(name: str, size: tuple[int, int], convention: str) -> dict[str, Any]:
+    from ufvc.models.complexity import PAPER_TABLE, model_complexity
+    from ufvc.models.registry import get_model_spec
+
     spec = get_model_spec(name)
     main = model_complexity(name, size, convention=convention)
     paper = main if convention == "paper" else model_complexity(name, size, convention="paper")
@@ -71,9 +66,11 @@ def _size(size: tuple[int, int]) -> str:
 
 
 def _model_text(report: dict[str, Any]) -> str:
+    from ufvc.models.registry import shipped_weights_path
+
     spec = report["spec"]
-    main: ModelComplexity = report["complexity"]
-    paper: ModelComplexity = report["paper_convention"]
+    main = report["complexity"]
+    paper = report["paper_convention"]
     shipped = shipped_weights_path(spec)
     weights = str(shipped) if shipped else "none (deterministic recipe weights, untrained)"
     lines = [
@@ -112,29 +109,61 @@ def _model_json(report: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _model_check(path: str, model: str) -> dict[str, Any]:
+    """Whether `model` (a name or .ufvm file) is the one the stream at `path` was coded with."""
+    from ufvc.bitstream.stream import StreamReader
+    from ufvc.codec import load_model
+
+    with StreamReader(path) as reader:
+        header = reader.header
+    codec_model = load_model(model)
+    same_name = codec_model.name == header.model_id
+    same_weights = codec_model.weights_digest() == header.model_digest
+    if same_name and same_weights:
+        verdict = "decodes this stream"
+    elif same_name:
+        verdict = "has other weights than the stream's: it cannot decode it"
+    else:
+        verdict = f"is not the stream's model ({header.model_id}): it cannot decode it"
+    return {"model": model, "model_name": codec_model.name, "matches": same_name and same_weights,
+            "verdict": verdict}
+
+
 def run(args: argparse.Namespace) -> int:
+    from ufvc.models.registry import get_model_spec, list_models
+
     if args.list_models:
         rows = [get_model_spec(name) for name in list_models()]
         if args.json:
             print(json.dumps([{"model": s.name, "model_id": s.model_id,
                                "description": s.description} for s in rows], indent=2))
         else:
-            print("\n".join(f"{s.model_id:>4}  {s.name:<14} {s.description}" for s in rows))
+            lines = [f"{'id':>4}  {'name':<14} description"]
+            lines += [f"{s.model_id:>4}  {s.name:<14} {s.description}" for s in rows]
+            print("\n".join(lines))
         return 0
     if args.file is None and args.model is None:
         raise InputFormatError("give a .ufv file, --model NAME or --list-models")
-    outputs: list[Any] = []
+    from ufvc.io import parse_size
+
     if args.file is not None:
+        from ufvc.bitstream.describe import describe, describe_text
+
         report = describe(args.file)
-        outputs.append(report if args.json else describe_text(report))
-    if args.model is not None:
-        width, height = parse_size(args.size)
-        size = (height, width)
-        report = _model_report(args.model, size, args.convention)
-        outputs.append(_model_json(report) if args.json else _model_text(report))
+        if args.model is not None:
+            report["model_check"] = _model_check(args.file, args.model)
+        if args.json:
+            print(json.dumps(report, indent=2, default=str))
+        else:
+            print(describe_text(report))
+            if args.model is not None:
+                check = report["model_check"]
+                print(f"{'check':<12}model {check['model']} {check['verdict']}")
+        return 0
+    width, height = parse_size(args.size)
+    report = _model_report(args.model, (height, width), args.convention)
     if args.json:
-        print(json.dumps(outputs[0] if len(outputs) == 1 else outputs, indent=2, default=str))
+        print(json.dumps(_model_json(report), indent=2, default=str))
     else:
-        for output in outputs:
-            print(output)
+        print(_model_text(report))
     return 0

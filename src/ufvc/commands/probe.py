@@ -7,8 +7,7 @@ import json
 from fractions import Fraction
 from typing import Any
 
-from ufvc.io import open_reader
-from ufvc.io.cli_options import add_input_options, reader_options
+from ufvc.commands._options import add_input_options, reader_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -26,6 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 
 def describe(path: str, **options: Any) -> dict[str, Any]:
     """What `ufvc probe` reports, as a dict."""
+    from ufvc.io import open_reader
+
     with open_reader(path, **options) as reader:
         info = reader.info
         counted = info.num_frames is None

@@ -27,12 +27,12 @@ from functools import cached_property
 import numpy as np
 import torch
 
+from ufvc.defaults import DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import CheckpointError, InputFormatError
 
 SYMBOL_MIN = -(2**15)  # smallest symbol the coder accepts
 SYMBOL_MAX = 2**15 - 1  # largest symbol the coder accepts
 SKIPPED = -1  # bin index of a symbol that is not coded (decoded as 0)
-DEFAULT_SKIP_THRESHOLD = 0.15  # the release's test setting; 0 disables skipping
 MAX_PRECISION_BITS = 24  # constriction's range coder works with 24-bit probabilities
 
 

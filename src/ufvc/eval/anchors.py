@@ -41,6 +41,7 @@ import av.bitstream
 import numpy as np
 from av.video.frame import PictureType
 
+from ufvc.defaults import ANCHOR_MODES
 from ufvc.errors import InputFormatError, UfvcError
 from ufvc.eval.results import (
     RateRow,
@@ -54,7 +55,7 @@ from ufvc.io.types import Frame
 from ufvc.metrics import SequencePsnr
 
 ANCHOR_THREADS = 2
-MODES = ("ld", "ra", "ai")
+MODES = ANCHOR_MODES
 _X26X_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow",
                  "slower", "veryslow", "placebo")
 

@@ -24,11 +24,12 @@ from dataclasses import dataclass, field
 import bjontegaard
 import numpy as np
 
+from ufvc.defaults import BDRATE_METHODS, BDRATE_METRICS
 from ufvc.errors import InputFormatError
 from ufvc.eval.results import RateRow
 
-METRICS = ("psnr_yuv", "psnr_y", "psnr_u", "psnr_v")
-METHODS = ("pchip", "akima")
+METRICS = BDRATE_METRICS
+METHODS = BDRATE_METHODS
 MIN_POINTS = 4
 MIN_OVERLAP = 0.75  # below this share of common quality range the report adds a note
 

@@ -52,6 +52,7 @@ from ufvc.codec.core import (
     compute_context,
     default_pipeline,
 )
+from ufvc.defaults import DEFAULT_BENCH_QUALITY, NAMED_SIZES
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
 from ufvc.io.types import VideoInfo
@@ -60,16 +61,6 @@ from ufvc.models.registry import CodecModel
 from ufvc.samples import synthetic_video
 
 # Sizes by their common names, (width, height); 240p..1080p as YouTube labels them, made even.
-NAMED_SIZES: dict[str, tuple[int, int]] = {
-    "240p": (426, 240),
-    "360p": (640, 360),
-    "480p": (854, 480),
-    "720p": (1280, 720),
-    "1080p": (1920, 1080),
-    "2160p": (3840, 2160),
-}
-DEFAULT_SIZES = ("720p",)
-DEFAULT_BENCH_QUALITY = 40
 PEAK_SECONDS = 0.5
 PEAK_SIZES = {"cpu": 2048, "cuda": 8192}  # matrix side: long enough to reach the peak
 BENCH_SEED = 7

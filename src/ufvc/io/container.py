@@ -13,7 +13,7 @@ from ufvc.errors import InputFormatError, OutputError
 from ufvc.io.base import VideoReader, VideoWriter
 from ufvc.io.color import downsample_444_to_420, rgb_to_frame
 from ufvc.io.planar import pix_fmt_layout, sample_dtype
-from ufvc.io.types import Frame, VideoInfo
+from ufvc.io.types import Frame, FramePosition, VideoInfo
 
 DEFAULT_FPS = Fraction(30)
 # Output containers by file suffix, as FFmpeg names their muxers.
@@ -63,7 +63,8 @@ class PyAvReader(VideoReader):
         *,
         pix_fmt: str | None = None,
         fps: Fraction | None = None,
-        start: int = 0,
+        start: int | FramePosition = 0,
+        duration: FramePosition | None = None,
         max_frames: int | None = None,
     ) -> None:
         try:
@@ -104,7 +105,7 @@ class PyAvReader(VideoReader):
                 chroma=chroma,
                 format_name=format_name,
             )
-        super().__init__(path, info, start=start, max_frames=max_frames)
+        super().__init__(path, info, start=start, duration=duration, max_frames=max_frames)
 
     def _decoded(self) -> Iterator[av.VideoFrame]:
         index = 0
@@ -178,6 +179,8 @@ def _to_viewing_planes(frame: Frame) -> np.ndarray:
 
 class PyAvWriter(VideoWriter):
     """Writes H.264 (libx264, CRF 18, yuv420p 8-bit) in mp4, mkv or mov, for viewing."""
+
+    max_bit_depth = 8
 
     def _open(self) -> None:
         info = self.info

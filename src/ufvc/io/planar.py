@@ -67,9 +67,12 @@ def read_frame_data(
     """Read one frame's planes; returns (frame, bytes read), frame None when short."""
     size = frame_bytes(width, height, chroma, bit_depth)
     buffer = np.empty(size, dtype=np.uint8)
-    got = file.readinto(memoryview(buffer))
+    view, got = memoryview(buffer), 0
+    # A pipe may deliver a frame in several pieces: read until full or at the end.
+    while got < size and (piece := file.readinto(view[got:])):
+        got += piece
     if got != size:
-        return None, got or 0
+        return None, got
     samples = buffer.view(sample_dtype(bit_depth))
     planes = []
     offset = 0

@@ -14,7 +14,7 @@ from ufvc.errors import InputFormatError, OutputError
 from ufvc.io.base import VideoReader, VideoWriter
 from ufvc.io.color import frame_to_rgb8, rgb_to_frame
 from ufvc.io.planar import pix_fmt_layout
-from ufvc.io.types import Frame, VideoInfo
+from ufvc.io.types import Frame, FramePosition, VideoInfo
 
 DEFAULT_FPS = Fraction(30)
 DEFAULT_PATTERN = "%05d.png"
@@ -96,7 +96,8 @@ class PngReader(VideoReader):
         *,
         pix_fmt: str | None = None,
         fps: Fraction | None = None,
-        start: int = 0,
+        start: int | FramePosition = 0,
+        duration: FramePosition | None = None,
         max_frames: int | None = None,
     ) -> None:
         self.pix_fmt = pix_fmt or "yuv420p"
@@ -117,7 +118,7 @@ class PngReader(VideoReader):
             chroma=self.chroma,
             format_name="png",
         )
-        super().__init__(path, info, start=start, max_frames=max_frames)
+        super().__init__(path, info, start=start, duration=duration, max_frames=max_frames)
 
     def _read_from(self, start: int) -> Iterator[Frame]:
         info = self.info
@@ -145,7 +146,9 @@ class PngSequenceWriter(VideoWriter):
     which may exist but must not hold files the pattern would name.
     """
 
-    def __init__(self, path: Path, info: VideoInfo) -> None:
+    max_bit_depth = 8
+
+    def __init__(self, path: Path, info: VideoInfo, *, overwrite: bool = True) -> None:
         folder, self.pattern = split_output_target(path.absolute())
         number = _PRINTF_INT.search(self.pattern)
         self._frame_name = re.compile(
@@ -153,6 +156,7 @@ class PngSequenceWriter(VideoWriter):
             + r"\d+"
             + re.escape(self.pattern[number.end() :])
         )
+        # Refused even with `overwrite`: old frames past the new last one would stay.
         if folder.is_dir():
             clash = next((p for p in folder.iterdir() if self._frame_name.fullmatch(p.name)), None)
             if clash is not None:
@@ -160,7 +164,7 @@ class PngSequenceWriter(VideoWriter):
                     f"cannot write frames to {folder}: it already holds {clash.name}; "
                     "remove the old frames or choose another folder"
                 )
-        super().__init__(folder, info, folder=True)
+        super().__init__(folder, info, folder=True, overwrite=overwrite)
 
     def _open(self) -> None:
         """Nothing to start: each frame is a file of its own."""
@@ -175,6 +179,8 @@ class PngSequenceWriter(VideoWriter):
 
 class PngImageWriter(VideoWriter):
     """Writes a single frame as one 8-bit RGB .png file."""
+
+    max_bit_depth = 8
 
     def _open(self) -> None:
         """Nothing to start: the image is written whole by `_write`."""

@@ -11,7 +11,7 @@ from typing import BinaryIO
 from ufvc.errors import InputFormatError
 from ufvc.io.base import VideoReader, VideoWriter
 from ufvc.io.planar import frame_bytes, pix_fmt_layout, read_frame_data, write_frame_data
-from ufvc.io.types import Frame, VideoInfo
+from ufvc.io.types import Frame, FramePosition, VideoInfo
 
 DEFAULT_FPS = Fraction(30)
 
@@ -53,7 +53,8 @@ class RawYuvReader(VideoReader):
         size: tuple[int, int] | None = None,
         pix_fmt: str | None = None,
         fps: Fraction | None = None,
-        start: int = 0,
+        start: int | FramePosition = 0,
+        duration: FramePosition | None = None,
         max_frames: int | None = None,
     ) -> None:
         name_size, name_fps, name_bits = geometry_from_name(path)
@@ -90,7 +91,7 @@ class RawYuvReader(VideoReader):
             chroma=chroma,
             format_name="yuv",
         )
-        super().__init__(path, info, start=start, max_frames=max_frames)
+        super().__init__(path, info, start=start, duration=duration, max_frames=max_frames)
 
     def _read_from(self, start: int) -> Iterator[Frame]:
         info = self.info
@@ -118,7 +119,7 @@ class RawYuvWriter(VideoWriter):
     _file: BinaryIO
 
     def _open(self) -> None:
-        self._file = self.staging_path.open("wb")
+        self._file = self._open_binary()
 
     def _write(self, frame: Frame) -> None:
         write_frame_data(self._file, frame)

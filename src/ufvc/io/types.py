@@ -2,10 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
 import numpy as np
+
+from ufvc.errors import InputFormatError
 
 
 @dataclass(frozen=True)
@@ -53,3 +56,43 @@ class Frame:
     @property
     def chroma(self) -> str:
         return "444" if self.u.shape == self.y.shape else "420"
+
+    def __repr__(self) -> str:
+        # The planes are summarised: a repr that prints every sample is of no use.
+        return (f"Frame({self.width}x{self.height}, {self.chroma}, {self.bit_depth}-bit, "
+                f"{self.y.dtype})")
+
+
+@dataclass(frozen=True)
+class FramePosition:
+    """A frame index or frame count, given in frames ("25") or in seconds ("1.5s")."""
+
+    value: Fraction
+    seconds: bool = False
+
+    @classmethod
+    def parse(cls, spec: int | str | FramePosition) -> FramePosition:
+        """25 or "25" (frames), "1.5s" or "3/2s" (seconds); InputFormatError otherwise."""
+        if isinstance(spec, FramePosition):
+            return spec
+        text = str(spec).strip().lower()
+        seconds = text.endswith("s")
+        try:
+            value = Fraction(text.removesuffix("s")) if not isinstance(spec, bool) else None
+        except (ValueError, ZeroDivisionError):
+            value = None
+        if value is None or value < 0 or (not seconds and value.denominator != 1):
+            raise InputFormatError(
+                f"a frame position must be a frame count like 25 or seconds like 1.5s, "
+                f"got {spec!r}"
+            )
+        return cls(value, seconds)
+
+    def frames(self, fps: Fraction) -> int:
+        """The position in frames; seconds round to the nearest frame."""
+        if not self.seconds:
+            return int(self.value)
+        return math.floor(self.value * Fraction(fps) + Fraction(1, 2))
+
+    def __str__(self) -> str:
+        return f"{float(self.value):g}s" if self.seconds else str(self.value)

@@ -11,9 +11,9 @@ from pathlib import Path
 from typing import BinaryIO
 
 from ufvc.errors import InputFormatError
-from ufvc.io.base import VideoReader, VideoWriter
+from ufvc.io.base import VideoReader, VideoWriter, is_special_file
 from ufvc.io.planar import frame_bytes, plane_shapes, read_frame_data, write_frame_data
-from ufvc.io.types import Frame, VideoInfo
+from ufvc.io.types import Frame, FramePosition, VideoInfo
 
 MAGIC = b"YUV4MPEG2"
 FRAME_MAGIC = b"FRAME"
@@ -157,50 +157,98 @@ def _count_frames(path: Path, header: Y4mHeader) -> int:
 
 
 class Y4mReader(VideoReader):
-    """Reads .y4m files: 4:2:0 (jpeg, paldv, mpeg2 siting) and 4:4:4, 8 or 10 bits."""
+    """Reads .y4m files: 4:2:0 (jpeg, paldv, mpeg2 siting) and 4:4:4, 8 or 10 bits.
+
+    A regular file is counted and may be read many times; a pipe or FIFO (`from_stream`,
+    or a path that is not a regular file) is read once, front to back, and its frame
+    count is unknown (`info.num_frames` None).
+    """
 
     def __init__(
         self,
         path: Path,
         *,
         fps: Fraction | None = None,
-        start: int = 0,
+        start: int | FramePosition = 0,
+        duration: FramePosition | None = None,
         max_frames: int | None = None,
+        stream: BinaryIO | None = None,
     ) -> None:
-        self.header = _read_header(path)
-        header = self.header
-        info = VideoInfo(
-            width=header.width,
-            height=header.height,
-            fps=fps or header.fps or DEFAULT_FPS,
-            num_frames=_count_frames(path, header),
-            bit_depth=header.bit_depth,
-            chroma=header.chroma,
-            format_name="y4m",
-        )
-        super().__init__(path, info, start=start, max_frames=max_frames)
+        self._owns_stream = stream is None and is_special_file(path)
+        if self._owns_stream:
+            stream = path.open("rb")
+        self._stream = stream
+        self._stream_read = False
+        try:
+            if stream is None:
+                self.header = _read_header(path)
+                num_frames: int | None = _count_frames(path, self.header)
+            else:
+                line = stream.readline(MAX_LINE)
+                if not line:
+                    raise InputFormatError(f"{path}: empty input")
+                self.header = parse_header(line, path)
+                num_frames = None
+            header = self.header
+            info = VideoInfo(
+                width=header.width,
+                height=header.height,
+                fps=fps or header.fps or DEFAULT_FPS,
+                num_frames=num_frames,
+                bit_depth=header.bit_depth,
+                chroma=header.chroma,
+                format_name="y4m",
+            )
+            super().__init__(path, info, start=start, duration=duration, max_frames=max_frames)
+        except BaseException:
+            self._close_stream()
+            raise
+
+    @classmethod
+    def from_stream(cls, stream: BinaryIO, name: str, **options) -> Y4mReader:
+        """A reader of Y4M from an open binary stream (standard input), called `name`."""
+        return cls(Path(name), stream=stream, **options)
 
     def _read_from(self, start: int) -> Iterator[Frame]:
+        if self._stream is None:
+            with self.path.open("rb") as file:
+                file.seek(self.header.size)
+                yield from self._frames(file, start)
+            return
+        if self._stream_read:
+            raise InputFormatError(f"{self.path}: a pipe can be read only once")
+        self._stream_read = True
+        yield from self._frames(self._stream, start)
+
+    def _frames(self, file: BinaryIO, start: int) -> Iterator[Frame]:
         header = self.header
         data_size = frame_bytes(header.width, header.height, header.chroma, header.bit_depth)
-        with self.path.open("rb") as file:
-            file.seek(header.size)
-            index = 0
-            while line := file.readline(MAX_LINE):
-                _check_frame_line(line, index, self.path)
-                if index < start:
-                    file.seek(data_size, os.SEEK_CUR)
-                    index += 1
-                    continue
-                frame, got = read_frame_data(
-                    file, header.width, header.height, header.chroma, header.bit_depth
-                )
-                if frame is None:
-                    raise InputFormatError(
-                        f"{self.path}: frame {index} is truncated ({got} of {data_size} bytes)"
-                    )
-                yield frame
+        seekable = file.seekable()
+        index = 0
+        while line := file.readline(MAX_LINE):
+            _check_frame_line(line, index, self.path)
+            if index < start and seekable:
+                file.seek(data_size, os.SEEK_CUR)
                 index += 1
+                continue
+            frame, got = read_frame_data(
+                file, header.width, header.height, header.chroma, header.bit_depth
+            )
+            if frame is None:
+                raise InputFormatError(
+                    f"{self.path}: frame {index} is truncated ({got} of {data_size} bytes)"
+                )
+            if index >= start:  # a pipe cannot seek: frames before `start` are read and dropped
+                yield frame
+            index += 1
+
+    def close(self) -> None:
+        super().close()
+        self._close_stream()
+
+    def _close_stream(self) -> None:
+        if self._owns_stream and self._stream is not None:
+            self._stream.close()
 
 
 class Y4mWriter(VideoWriter):
@@ -209,7 +257,7 @@ class Y4mWriter(VideoWriter):
     _file: BinaryIO
 
     def _open(self) -> None:
-        self._file = self.staging_path.open("wb")
+        self._file = self._open_binary()
         self._file.write(format_header(self.info))
 
     def _write(self, frame: Frame) -> None:

@@ -25,6 +25,7 @@ import torch
 from torch import nn
 from torch.utils.flop_counter import FlopCounterMode
 
+from ufvc.defaults import DEFAULT_FRAME_SIZE, MAC_CONVENTIONS
 from ufvc.errors import InputFormatError
 from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import IntraCodec
@@ -32,7 +33,6 @@ from ufvc.models.registry import CodecModel, get_model_spec
 from ufvc.models.video import ChunkCodec, ChunkState
 from ufvc.nn.entropy import FactorizedDensity
 
-DEFAULT_FRAME_SIZE = (1080, 1920)  # (H, W)
 FRAME_ALIGN = 16
 PAPER_ALIGN = 64
 OTHER = "(outside modules)"
@@ -44,12 +44,7 @@ PAPER_TABLE = {
     "dcvc-uf-htl": (343e9, 120.5e6),
 }
 
-CONVENTIONS = {
-    "ufvc": "MACs = FlopCounterMode FLOPs / 2 (convolutions only, no bias), frame padded up "
-            "to a multiple of 16; per frame (video: one N-frame call / N, steady state)",
-    "paper": "convolution MACs + 1 per output element of a biased convolution, frame "
-             "cropped down to a multiple of 64; per frame (video: one N-frame call / N)",
-}
+CONVENTIONS = MAC_CONVENTIONS
 
 
 @dataclass(frozen=True)
