@@ -7,6 +7,7 @@ import importlib
 import os
 import pkgutil
 import sys
+import warnings
 
 from ufvc import __version__, commands
 from ufvc.errors import (
@@ -16,6 +17,7 @@ from ufvc.errors import (
     ModelMismatchError,
     OutputError,
     UfvcError,
+    UfvcWarning,
 )
 
 # Most specific first: the first matching class decides the exit code.
@@ -52,11 +54,24 @@ def exit_code_for(error: BaseException) -> int:
     return 1
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """ufvc's own warnings as one `ufvc: warning:` line; others as Python shows them."""
+    if issubclass(category, UfvcWarning):
+        print(f"ufvc: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and a non-zero exit code."""
     args = build_parser().parse_args(argv)
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = _show_warning
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("ufvc: interrupted", file=sys.stderr)
         return 130

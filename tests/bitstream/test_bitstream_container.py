@@ -25,6 +25,7 @@ from ufvc.errors import (
     CorruptStreamError,
     InputFormatError,
     OutputError,
+    StreamWarning,
     UnsupportedVersionError,
 )
 
@@ -78,8 +79,8 @@ def stream_bytes(**kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def read_everything(source) -> tuple[SequenceHeader, list[Record]]:
-    with StreamReader(source) as reader:
+def read_everything(source, **options) -> tuple[SequenceHeader, list[Record]]:
+    with StreamReader(source, **options) as reader:
         return reader.header, list(reader)
 
 
@@ -168,12 +169,28 @@ def test_every_truncation_is_corrupt_or_a_clean_cut_at_a_record_boundary():
     offsets = record_offsets(data)
     records = make_records()
     for length in range(len(data)):
-        source = io.BytesIO(data[:length])
         if length in offsets:
-            assert read_everything(source)[1] == records[: offsets.index(length)]
+            kept = records[: offsets.index(length)]
+            frames = sum(r.num_frames for r in kept)
+            if frames == 29:  # cut before the index: complete
+                assert read_everything(io.BytesIO(data[:length]))[1] == kept
+                continue
+            # Fewer frames than the header's 29: an error naming them, or with the opt-in
+            # flag the records that are there and a warning naming them.
+            with pytest.raises(CorruptStreamError, match=f"after {frames} of the 29 frames"):
+                read_everything(io.BytesIO(data[:length]))
+            with pytest.warns(StreamWarning, match=f"after {frames} of the 29 frames"):
+                got = read_everything(io.BytesIO(data[:length]), allow_truncated=True)[1]
+            assert got == kept
         else:
             with pytest.raises(CorruptStreamError):
-                read_everything(source)
+                read_everything(io.BytesIO(data[:length]), allow_truncated=True)
+
+
+def test_live_stream_without_frame_count_ends_after_any_record():
+    data = stream_bytes(header=make_header(frame_count=0))
+    offsets = record_offsets(data)
+    assert read_everything(io.BytesIO(data[: offsets[3]]))[1] == make_records()[:3]
 
 
 def test_every_flipped_byte_raises_corrupt_stream():
@@ -307,7 +324,9 @@ def test_writer_to_a_file_object_after_an_error_leaves_a_cut_stream():
         with StreamWriter(buffer, make_header()) as writer:
             writer.write(make_records()[0])
             raise RuntimeError("stop")
-    assert read_everything(io.BytesIO(buffer.getvalue()))[1] == make_records()[:1]
+    with pytest.warns(StreamWarning, match="after 1 of the 29 frames"):
+        records = read_everything(io.BytesIO(buffer.getvalue()), allow_truncated=True)[1]
+    assert records == make_records()[:1]
 
 
 def test_unwritable_target_raises_output_error(tmp_path: Path):

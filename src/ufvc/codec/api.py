@@ -20,7 +20,7 @@ from ufvc.codec.core import (
     Encoder,
 )
 from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
-from ufvc.errors import InputFormatError
+from ufvc.errors import InputFormatError, ModelMismatchError
 from ufvc.io import open_reader, open_writer
 from ufvc.io.types import Frame, VideoInfo
 from ufvc.metrics import SequencePsnr
@@ -141,8 +141,24 @@ def encode(
     return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds)
 
 
+def stream_model(model_id: str, *, device: str | torch.device = "cpu") -> CodecModel:
+    """The registered model a stream names. Never a file: a stream is untrusted input, and
+    a model file is only loaded when the user names it (`--model`)."""
+    if model_id not in list_models():
+        raise ModelMismatchError(
+            f"the stream names model {model_id!r}, which is not a built-in model; if it was "
+            "encoded with a model file, give that file with --model"
+        )
+    return create_model(model_id, device=device)
+
+
 class DecodeStream:
-    """An open `.ufv` file: `info`, then its frames by iteration (a context manager)."""
+    """An open `.ufv` file: `info`, then its frames by iteration (a context manager).
+
+    The model is the user's `model`, else the registered model the stream names. A stream
+    with fewer frames than its header says is an error at its end, unless
+    `allow_truncated` (then a StreamWarning).
+    """
 
     def __init__(
         self,
@@ -152,13 +168,16 @@ class DecodeStream:
         device: str | torch.device = "cpu",
         pipeline: bool | None = None,
         compile: bool = False,
+        allow_truncated: bool = False,
     ) -> None:
-        self._reader = StreamReader(path)
+        self._reader = StreamReader(path, allow_truncated=allow_truncated)
         try:
             header = self._reader.header
             self.header = header
-            self.decoder = Decoder(load_model(model or header.model_id, device=device), header,
-                                   device=device, pipeline=pipeline, compile=compile)
+            codec_model = (stream_model(header.model_id, device=device) if model is None
+                           else load_model(model, device=device))
+            self.decoder = Decoder(codec_model, header, device=device, pipeline=pipeline,
+                                   compile=compile)
         except BaseException:
             self._reader.close()
             raise
@@ -193,9 +212,12 @@ def open_stream(
     device: str | torch.device = "cpu",
     pipeline: bool | None = None,
     compile: bool = False,
+    allow_truncated: bool = False,
 ) -> DecodeStream:
-    """Open a `.ufv` file for decoding; the model defaults to the one the stream names."""
-    return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile)
+    """Open a `.ufv` file for decoding; the model defaults to the registered one the stream
+    names. `compile` allows a stream encoded with compiled networks (decoding compiles)."""
+    return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile,
+                        allow_truncated=allow_truncated)
 
 
 def decode(
@@ -205,8 +227,9 @@ def decode(
     device: str | torch.device = "cpu",
     pipeline: bool | None = None,
     compile: bool = False,
+    allow_truncated: bool = False,
 ) -> Iterator[Frame]:
     """The frames of a `.ufv` file, decoded one record at a time (see `Decoder`)."""
     with open_stream(path, model=model, device=device, pipeline=pipeline,
-                     compile=compile) as stream:
+                     compile=compile, allow_truncated=allow_truncated) as stream:
         yield from stream

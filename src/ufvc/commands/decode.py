@@ -24,6 +24,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("-o", "--output", required=True, help="decoded video")
     add_model_options(parser)
     add_speed_options(parser)
+    parser.add_argument(
+        "--allow-truncated", action="store_true",
+        help="decode a stream that ends before its header's frame count (a cut file) as "
+        "far as it goes, with a warning; without it, such a stream is an error",
+    )
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.set_defaults(func=run)
 
@@ -32,7 +37,8 @@ def run(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     count = 0
     with open_stream(args.input, model=args.model, device=args.device,
-                     pipeline=args.pipeline, compile=args.compile) as stream:
+                     pipeline=args.pipeline, compile=args.compile,
+                     allow_truncated=args.allow_truncated) as stream:
         bar = tqdm(total=stream.info.num_frames, unit="frame", desc="decode",
                    disable=args.quiet, file=sys.stderr, leave=False)
         with bar, open_writer(args.output, stream.info) as writer:
