@@ -7,6 +7,7 @@ UnsupportedVersionError.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -420,7 +421,7 @@ class StreamIndex:
             IndexEntry(*fields)
             for fields in IndexEntry.STRUCT.iter_unpack(payload[cls.TOTAL.size :])
         )
-        for earlier, later in zip(entries, entries[1:]):
+        for earlier, later in itertools.pairwise(entries):
             if not (earlier.frame_number < later.frame_number
                     and earlier.record_number < later.record_number
                     and earlier.offset < later.offset):
