@@ -248,14 +248,16 @@ class StreamReader:
                 self._check_complete()  # a stream without index ends after any record
                 return None
             if len(header_bytes) < RecordHeader.STRUCT.size:
-                raise CorruptStreamError(f"truncated {where}")
+                return self._cut(where)
             header = RecordHeader.unpack(header_bytes)
             payload = self._read(header.payload_length)
             if len(payload) < header.payload_length:
-                raise CorruptStreamError(f"truncated {where}")
+                return self._cut(where)
             if not header.payload_crc_matches(header_bytes, payload):
                 raise CorruptStreamError(f"CRC mismatch in record {number} at byte {start}")
             if header.record_type == RecordType.INDEX:
+                if (header.qp, header.flags, header.num_frames, header.first_frame) != (0,) * 4:
+                    raise CorruptStreamError(f"the index {where} has nonzero header fields")
                 self._check_index_record(payload, start)
                 self._expect_footer(start)
                 self._check_complete()
@@ -308,6 +310,13 @@ class StreamReader:
         if self._from_start and (tuple(self._intra_seen) != index.entries
                                  or index.total_frames != self._next_frame):
             raise CorruptStreamError(f"the index at byte {offset} does not match the records")
+
+    def _cut(self, where: str) -> None:
+        """The input ends inside a record: an error, or with `allow_truncated` the end."""
+        if not self.allow_truncated:
+            raise CorruptStreamError(f"truncated {where}")
+        warnings.warn(f"{self.name} is cut inside {where}: decoded the {self._next_frame} "
+                      "frames before it", StreamWarning, stacklevel=3)
 
     def _check_complete(self) -> None:
         """At the end: as many frames as the header says (0: a live stream, any number)."""
