@@ -616,9 +616,15 @@ def _decode_case(path: str, allow_truncated: bool) -> tuple:
 
 def _worker(connection, address_space_bytes: int) -> None:
     """Decode the cases the parent sends (path, allow_truncated) until it sends None."""
+    import functools
+
     import torch
 
+    from ufvc.codec import api
+
     torch.set_num_threads(1)
+    # A registered model depends on its name only: build each once, not once per case.
+    api.stream_model = functools.lru_cache(maxsize=None)(api.stream_model)
     warm = connection.recv()  # the clean sources: warm imports and caches before the limit
     results = [_decode_case(path, False) for path in warm]
     limit = _status_kib("VmSize") * 1024 + address_space_bytes
