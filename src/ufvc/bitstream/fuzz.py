@@ -174,7 +174,7 @@ def record_field(name: str) -> tuple[int, str]:
 
 def fix_header_crc(data: bytearray) -> None:
     length = struct.unpack_from("<H", data, 6)[0]
-    if length <= len(data):
+    if CRC_SIZE <= length <= len(data):
         crc = zlib.crc32(bytes(data[: length - CRC_SIZE]))
         struct.pack_into("<I", data, length - CRC_SIZE, crc)
 
