@@ -614,23 +614,29 @@ def _decode_case(path: str, allow_truncated: bool) -> tuple:
         return ("traceback", traceback.format_exc(limit=-4))
 
 
-def _worker(connection, address_space_bytes: int) -> None:
+def _worker(connection, address_space_bytes: int, source_models: tuple[str, ...]) -> None:
     """Decode the cases the parent sends (path, allow_truncated) until it sends None."""
-    import functools
+    import ctypes
+    import ctypes.util
 
     import torch
 
     from ufvc.codec import api
 
     torch.set_num_threads(1)
-    # A registered model depends on its name only: build each once, not once per case.
-    api.stream_model = functools.lru_cache(maxsize=None)(api.stream_model)
+    # The sources' models depend on their names only: built once, not once per case. Any
+    # other model a case names is built (and measured) each time, as a fresh decoder would.
+    build = api.stream_model
+    kept = {name: build(name) for name in source_models}
+    api.stream_model = lambda name, **options: kept.get(name) or build(name, **options)
+    libc = ctypes.CDLL(ctypes.util.find_library("c"))
     warm = connection.recv()  # the clean sources: warm imports and caches before the limit
     results = [_decode_case(path, False) for path in warm]
     limit = _status_kib("VmSize") * 1024 + address_space_bytes
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
     connection.send(results)
     while (job := connection.recv()) is not None:
+        libc.malloc_trim(0)  # hand the last case's freed memory back, so the peak is this case's
         _reset_peak_rss()
         started = time.perf_counter()
         result = _decode_case(*job)
@@ -638,11 +644,12 @@ def _worker(connection, address_space_bytes: int) -> None:
 
 
 class _Worker:
-    def __init__(self, sources: list[str], address_space_bytes: int) -> None:
+    def __init__(self, sources: list[str], address_space_bytes: int,
+                 models: tuple[str, ...]) -> None:
         context = multiprocessing.get_context("spawn")
         self.connection, child = context.Pipe()
-        self.process = context.Process(target=_worker, args=(child, address_space_bytes),
-                                       daemon=True)
+        self.process = context.Process(target=_worker, daemon=True,
+                                       args=(child, address_space_bytes, models))
         self.process.start()
         child.close()
         self.connection.send(sources)
@@ -676,14 +683,19 @@ class FuzzReport:
     failures: list[dict] = field(default_factory=list)
     max_rss_bytes: int = 0
     max_seconds: float = 0.0
+    largest_case: str = ""  # the case of max_rss_bytes
+    slowest_case: str = ""  # the case of max_seconds
     cases: int = 0
 
     def add(self, case: Case, source: str, outcome: str, detail: str, rss: int,
             seconds: float) -> None:
         self.counts.setdefault(case.kind, Counter())[outcome] += 1
         self.cases += 1
-        self.max_rss_bytes = max(self.max_rss_bytes, rss)
-        self.max_seconds = max(self.max_seconds, seconds)
+        where = f"{case.kind} ({source}): {case.description}"
+        if rss > self.max_rss_bytes:
+            self.max_rss_bytes, self.largest_case = rss, where
+        if seconds > self.max_seconds:
+            self.max_seconds, self.slowest_case = seconds, where
         if outcome in FAILURES:
             self.failures.append({"kind": case.kind, "source": source,
                                   "description": case.description, "outcome": outcome,
@@ -749,7 +761,8 @@ def run_fuzz(config: FuzzConfig, *, progress: Callable[[int], None] | None = Non
         work = Path(folder)
         sources = make_sources(config.sources, work)
         clean = [str(work / f"{name}.ufv") for name in sorted(sources)]
-        worker = _Worker(clean, config.memory_limit_bytes)
+        models = tuple(sorted({SOURCES[name].model for name in config.sources}))
+        worker = _Worker(clean, config.memory_limit_bytes, models)
         references = {}
         for name, result in zip(sorted(sources), worker.warm_results, strict=True):
             if result[0] != "decoded" or result[2]:
@@ -763,7 +776,7 @@ def run_fuzz(config: FuzzConfig, *, progress: Callable[[int], None] | None = Non
                 result = worker.run(str(case_path), case.allow_truncated, config.timeout_s)
                 if result in ("hang", "crash"):
                     worker.stop()
-                    worker = _Worker(clean, config.memory_limit_bytes)
+                    worker = _Worker(clean, config.memory_limit_bytes, models)
                 outcome, detail, rss, seconds = _classify(result, references[source],
                                                           config.memory_limit_bytes)
                 report.add(case, source, outcome, detail, rss, seconds)
@@ -810,8 +823,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - started
     print(report.table())
     print(f"\n{report.cases} cases in {seconds:.0f} s (seed {config.seed}, sources "
-          f"{', '.join(config.sources)}); slowest case {report.max_seconds:.2f} s, largest "
-          f"peak RSS {report.max_rss_bytes / 2**20:.0f} MiB; {len(report.failures)} failures")
+          f"{', '.join(config.sources)}); {len(report.failures)} failures\n"
+          f"slowest case {report.max_seconds:.2f} s: {report.slowest_case}\n"
+          f"largest peak RSS {report.max_rss_bytes / 2**20:.0f} MiB: {report.largest_case}")
     for failure in report.failures[:20]:
         print(f"  {failure['outcome']}: {failure['kind']} ({failure['source']}): "
               f"{failure['description']}: {failure['detail'].strip().splitlines()[-1:]}")
@@ -819,7 +833,8 @@ def main(argv: list[str] | None = None) -> int:
         args.json.write_text(json.dumps({
             "config": {**config.__dict__, "sources": list(config.sources)},
             "seconds": seconds, "max_rss_bytes": report.max_rss_bytes,
-            "max_seconds": report.max_seconds,
+            "largest_case": report.largest_case, "max_seconds": report.max_seconds,
+            "slowest_case": report.slowest_case,
             "counts": {k: dict(v) for k, v in report.counts.items()},
             "failures": report.failures}, indent=1))
     return 1 if report.failures else 0
