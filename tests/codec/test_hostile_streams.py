@@ -294,3 +294,19 @@ def test_trailing_zero_words_change_nothing_the_decoder_reads(tmp_path, source,
         warnings.simplefilter("error")
         assert_same_frames(frames, _decode(tmp_path, replace_payload(data, record,
                                                                      join_parts(parts))))
+
+
+@pytest.mark.parametrize("name", [b"dcvc-uf-ld", b"dcvc-uf-hts", b"dcvc-uf-htl", b"ufvc-s"])
+def test_stream_naming_another_registered_model_is_refused_before_building_it(
+        tmp_path, source, monkeypatch, name):
+    from ufvc.codec import api
+
+    data, _ = source
+    monkeypatch.setattr(api, "create_model", lambda *a, **k: pytest.fail("built a model"))
+    with pytest.raises(CorruptStreamError, match="chunk size 2"):
+        _decode(tmp_path, set_model_id(data, name))
+    if name != b"ufvc-s":  # the right chunk size: refused by the digest of recipe weights
+        chunk_size = 1 if name == b"dcvc-uf-ld" else 8
+        renamed = set_header_field(set_model_id(data, name), "chunk_size", chunk_size)
+        with pytest.raises(ModelMismatchError, match="other weights"):
+            _decode(tmp_path, renamed)

@@ -626,9 +626,9 @@ def _worker(connection, address_space_bytes: int, source_models: tuple[str, ...]
     torch.set_num_threads(1)
     # The sources' models depend on their names only: built once, not once per case. Any
     # other model a case names is built (and measured) each time, as a fresh decoder would.
-    build = api.stream_model
+    build = api.create_model
     kept = {name: build(name) for name in source_models}
-    api.stream_model = lambda name, **options: kept.get(name) or build(name, **options)
+    api.create_model = lambda name, **options: kept.get(name) or build(name, **options)
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     warm = connection.recv()  # the clean sources: warm imports and caches before the limit
     results = [_decode_case(path, False) for path in warm]

@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ufvc.bitstream.format import SequenceHeader
 from ufvc.bitstream.stream import StreamReader, StreamWriter
 from ufvc.codec.core import (
     DEFAULT_QUALITY,
@@ -20,11 +21,17 @@ from ufvc.codec.core import (
     Encoder,
 )
 from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
-from ufvc.errors import InputFormatError, ModelMismatchError
+from ufvc.errors import CorruptStreamError, InputFormatError, ModelMismatchError
 from ufvc.io import open_reader, open_writer
 from ufvc.io.types import Frame, VideoInfo
 from ufvc.metrics import SequencePsnr
-from ufvc.models.registry import CodecModel, create_model, list_models, load_model_file
+from ufvc.models.registry import (
+    CodecModel,
+    create_model,
+    get_model_spec,
+    list_models,
+    load_model_file,
+)
 
 DEFAULT_MODEL = "ufvc-s"
 
@@ -141,15 +148,28 @@ def encode(
     return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds)
 
 
-def stream_model(model_id: str, *, device: str | torch.device = "cpu") -> CodecModel:
+def stream_model(header: SequenceHeader, *, device: str | torch.device = "cpu") -> CodecModel:
     """The registered model a stream names. Never a file: a stream is untrusted input, and
-    a model file is only loaded when the user names it (`--model`)."""
-    if model_id not in list_models():
+    a model file is only loaded when the user names it (`--model`). What the registry
+    tells without building the model (chunk size, the digest of recipe weights) is
+    checked first, so that a small stream cannot make the decoder build a large model
+    it will not decode with."""
+    name = header.model_id
+    if name not in list_models():
         raise ModelMismatchError(
-            f"the stream names model {model_id!r}, which is not a built-in model; if it was "
+            f"the stream names model {name!r}, which is not a built-in model; if it was "
             "encoded with a model file, give that file with --model"
         )
-    return create_model(model_id, device=device)
+    spec = get_model_spec(name)
+    if spec.video.frames != header.chunk_size:
+        raise CorruptStreamError(f"the stream's chunk size {header.chunk_size} is not "
+                                 f"{name}'s {spec.video.frames}: the header is damaged")
+    if spec.recipe_digest is not None and header.model_digest.hex() != spec.recipe_digest:
+        raise ModelMismatchError(
+            f"stream was coded with other weights of {name!r} (digest "
+            f"{header.model_digest.hex()}, built-in {spec.recipe_digest}); give them with --model"
+        )
+    return create_model(name, device=device)
 
 
 class DecodeStream:
@@ -174,7 +194,7 @@ class DecodeStream:
         try:
             header = self._reader.header
             self.header = header
-            codec_model = (stream_model(header.model_id, device=device) if model is None
+            codec_model = (stream_model(header, device=device) if model is None
                            else load_model(model, device=device))
             self.decoder = Decoder(codec_model, header, device=device, pipeline=pipeline,
                                    compile=compile)
