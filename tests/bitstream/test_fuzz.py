@@ -47,3 +47,31 @@ def test_fixed_seed_fuzz_run_has_no_traceback_hang_memory_or_silent_difference()
     assert report.failures == [], report.failures[:3]
     assert not outcomes & set(FAILURES)
     assert "error" in outcomes and "identical" in outcomes and "warned" in outcomes
+
+
+def test_outcomes_are_classified_strictly(monkeypatch):
+    import struct
+
+    import ufvc.codec
+    from ufvc.bitstream.fuzz import _classify, _decode_case
+
+    reference = ["a", "b", "c"]
+    limit = 1 << 30
+
+    def classify(result, rss=1 << 20):
+        return _classify((result, rss, 0.1), reference, limit)[0]
+
+    assert classify(("decoded", reference, [])) == "identical"
+    assert classify(("decoded", ["a", "x", "c"], [])) == "different"
+    assert classify(("decoded", ["a", "b"], [])) == "different"  # fewer frames, no word
+    assert classify(("decoded", ["a", "b"], ["cut short"])) == "warned"
+    assert classify(("decoded", ["x"], ["cut short"])) == "different"  # not the first frames
+    assert classify(("decoded", reference, []), rss=limit + 1) == "memory"
+    assert classify(("error", "CorruptStreamError: bad")) == "error"
+    assert _classify("hang", reference, limit)[0] == "hang"
+
+    def broken(*args, **kwargs):
+        raise struct.error("unpack requires a buffer of 4 bytes")
+
+    monkeypatch.setattr(ufvc.codec, "decode", broken)
+    assert _decode_case("x.ufv", False)[0] == "traceback"

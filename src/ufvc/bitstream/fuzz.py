@@ -628,7 +628,8 @@ def _worker(connection, address_space_bytes: int, source_models: tuple[str, ...]
     # other model a case names is built (and measured) each time, as a fresh decoder would.
     build = api.create_model
     kept = {name: build(name) for name in source_models}
-    api.create_model = lambda name, **options: kept.get(name) or build(name, **options)
+    api.create_model = lambda name, **options: (kept[name] if name in kept
+                                                 else build(name, **options))
     libc = ctypes.CDLL(ctypes.util.find_library("c"))
     warm = connection.recv()  # the clean sources: warm imports and caches before the limit
     results = [_decode_case(path, False) for path in warm]
@@ -666,9 +667,15 @@ class _Worker:
             return "crash"
 
     def stop(self) -> None:
+        """Ask the worker to end; kill it if it does not (a hang, say)."""
+        try:
+            self.connection.send(None)
+        except OSError:
+            pass
+        self.process.join(5)
         if self.process.is_alive():
             self.process.kill()
-        self.process.join()
+            self.process.join()
         self.connection.close()
 
 
