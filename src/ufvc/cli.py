@@ -10,6 +10,7 @@ import pkgutil
 import signal
 import sys
 import threading
+import warnings
 from collections.abc import Iterator
 
 from ufvc import __version__, commands
@@ -20,6 +21,7 @@ from ufvc.errors import (
     ModelMismatchError,
     OutputError,
     UfvcError,
+    UfvcWarning,
 )
 
 # Most specific first: the first matching class decides the exit code.
@@ -90,6 +92,17 @@ def exit_code_for(error: BaseException) -> int:
     return 1
 
 
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """ufvc's own warnings as one `ufvc: warning:` line; others as Python shows them."""
+    if issubclass(category, UfvcWarning):
+        print(f"ufvc: warning: {message}", file=file or sys.stderr)
+    else:
+        _python_show_warning(message, category, filename, lineno, file, line)
+
+
+_python_show_warning = warnings.showwarning
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; errors become one line on stderr and a non-zero exit code."""
     args = parse_args(build_parser(), argv)
@@ -98,7 +111,8 @@ def main(argv: list[str] | None = None) -> int:
     # be set before torch loads, which the sub-commands do only when they run.
     os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
     try:
-        with sigterm_raises():
+        with sigterm_raises(), warnings.catch_warnings():
+            warnings.showwarning = _show_warning
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("ufvc: interrupted", file=sys.stderr)

@@ -36,3 +36,12 @@ class ModelMismatchError(UfvcError, ValueError):
 
 class OutputError(UfvcError, OSError):
     """An output file cannot be written."""
+
+
+class UfvcWarning(UserWarning):
+    """Something the user should know that did not stop the command; the CLI prints it as
+    one `ufvc: warning:` line."""
+
+
+class StreamWarning(UfvcWarning):
+    """A damaged stream was decoded as far as it goes because the user asked for it."""

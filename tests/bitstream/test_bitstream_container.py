@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import io
 import struct
+import warnings
 import zlib
 from fractions import Fraction
 from pathlib import Path
@@ -25,6 +26,7 @@ from ufvc.errors import (
     CorruptStreamError,
     InputFormatError,
     OutputError,
+    StreamWarning,
     UnsupportedVersionError,
 )
 
@@ -78,8 +80,8 @@ def stream_bytes(**kwargs) -> bytes:
     return buffer.getvalue()
 
 
-def read_everything(source) -> tuple[SequenceHeader, list[Record]]:
-    with StreamReader(source) as reader:
+def read_everything(source, **options) -> tuple[SequenceHeader, list[Record]]:
+    with StreamReader(source, **options) as reader:
         return reader.header, list(reader)
 
 
@@ -168,12 +170,55 @@ def test_every_truncation_is_corrupt_or_a_clean_cut_at_a_record_boundary():
     offsets = record_offsets(data)
     records = make_records()
     for length in range(len(data)):
-        source = io.BytesIO(data[:length])
         if length in offsets:
-            assert read_everything(source)[1] == records[: offsets.index(length)]
+            kept = records[: offsets.index(length)]
+            frames = sum(r.num_frames for r in kept)
+            if frames == 29:  # cut before the index: complete
+                assert read_everything(io.BytesIO(data[:length]))[1] == kept
+                continue
+            # Fewer frames than the header's 29: an error naming them, or with the opt-in
+            # flag the records that are there and a warning naming them.
+            with pytest.raises(CorruptStreamError, match=f"after {frames} of the 29 frames"):
+                read_everything(io.BytesIO(data[:length]))
+            with pytest.warns(StreamWarning, match=f"after {frames} of the 29 frames"):
+                got = read_everything(io.BytesIO(data[:length]), allow_truncated=True)[1]
+            assert got == kept
         else:
             with pytest.raises(CorruptStreamError):
-                read_everything(source)
+                read_everything(io.BytesIO(data[:length]))
+            # With the flag, a cut inside a record ends the stream before that record.
+            with warnings.catch_warnings(record=True) as caught:
+                warnings.simplefilter("always")
+                try:
+                    got = read_everything(io.BytesIO(data[:length]), allow_truncated=True)[1]
+                except CorruptStreamError:
+                    continue  # a cut sequence header or footer
+            assert got == records[: len(got)] and len(caught) == 1
+            assert caught[0].category is StreamWarning
+
+
+class Sink(io.RawIOBase):
+    """A non-seekable writer, like stdout: the header's frame count stays 0."""
+
+    def __init__(self) -> None:
+        self.data = bytearray()
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, b) -> int:
+        self.data += bytes(b)
+        return len(b)
+
+
+def test_live_stream_without_frame_count_ends_after_any_record():
+    sink = Sink()
+    write_stream(sink, header=make_header(frame_count=0))
+    data = bytes(sink.data)
+    length = SequenceHeader.header_length(data[:8])
+    assert SequenceHeader.unpack(data[:length]).frame_count == 0
+    offsets = record_offsets(data)
+    assert read_everything(io.BytesIO(data[: offsets[3]]))[1] == make_records()[:3]
 
 
 def test_every_flipped_byte_raises_corrupt_stream():
@@ -307,7 +352,9 @@ def test_writer_to_a_file_object_after_an_error_leaves_a_cut_stream():
         with StreamWriter(buffer, make_header()) as writer:
             writer.write(make_records()[0])
             raise RuntimeError("stop")
-    assert read_everything(io.BytesIO(buffer.getvalue()))[1] == make_records()[:1]
+    with pytest.warns(StreamWarning, match="after 1 of the 29 frames"):
+        records = read_everything(io.BytesIO(buffer.getvalue()), allow_truncated=True)[1]
+    assert records == make_records()[:1]
 
 
 def test_unwritable_target_raises_output_error(tmp_path: Path):

@@ -40,3 +40,30 @@ def test_info_on_a_file_that_is_not_ufv_is_one_line(tmp_path, capsys):
     assert main(["info", str(bogus)]) == 3
     err = capsys.readouterr().err.strip().splitlines()
     assert len(err) == 1 and "not a .ufv file" in err[0]
+
+
+def test_info_on_a_cut_file_describes_its_records_and_warns(tmp_path, capsys):
+    source = write_clip(tmp_path / "src.y4m", 64, 48, 6)
+    stream = tmp_path / "s.ufv"
+    encode(source, stream, model="ufvc-tiny", quality=30)
+    data = stream.read_bytes()
+    cut = tmp_path / "cut.ufv"
+    cut.write_bytes(data[: len(data) // 2])
+    assert main(["info", str(cut), "--json"]) == 0
+    captured = capsys.readouterr()
+    frames = json.loads(captured.out)["frames"]
+    assert 0 < frames < 6
+    assert captured.err.strip().splitlines() == [
+        f"ufvc: warning: {cut} is cut inside record {len(json.loads(captured.out)['records'])}"
+        f" at byte {_record_start(data, frames)}: decoded the {frames} frames before it"]
+
+
+def _record_start(data: bytes, frames: int) -> int:
+    """Offset of the record after the one ending at `frames` frames."""
+    import struct
+
+    position, total = struct.unpack_from("<H", data, 6)[0], 0
+    while total < frames:
+        total += data[position + 3]
+        position += 16 + struct.unpack_from("<I", data, position + 8)[0]
+    return position

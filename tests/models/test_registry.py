@@ -59,6 +59,12 @@ def test_official_structures_have_the_release_parameter_counts(name):
     assert sum(p.numel() for p in model.video.parameters()) == OFFICIAL_VIDEO_PARAMETERS[name]
 
 
+@pytest.mark.parametrize("name", [n for n in list_models() if get_model_spec(n).weights is None])
+def test_recipe_digest_in_the_registry_is_the_built_models(name):
+    # A decoder refuses a stream of other weights by this digest before building the model.
+    assert create_model(name).weights_digest().hex() == get_model_spec(name).recipe_digest
+
+
 def test_untrained_model_is_deterministic_across_builds():
     first, second = create_model("ufvc-tiny"), create_model("ufvc-tiny")
     assert first.weights_source == "recipe (untrained)"

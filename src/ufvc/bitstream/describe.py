@@ -12,10 +12,11 @@ RECORD_HEADER_BYTES = 16  # docs/bitstream.md section 3.1
 
 
 def describe(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Header fields, per-record sizes and the bit rate of a `.ufv` file (read fully)."""
+    """Header fields, per-record sizes and the bit rate of a `.ufv` file (read fully; a cut
+    file is described as far as it goes, with a StreamWarning)."""
     size = os.path.getsize(path)
     records = []
-    with StreamReader(path) as reader:
+    with StreamReader(path, allow_truncated=True) as reader:
         header = reader.header
         for record in reader:
             payload = sum(len(part) for part in record.parts) + 1 + 4 * len(record.parts)

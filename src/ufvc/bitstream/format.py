@@ -7,6 +7,7 @@ UnsupportedVersionError.
 
 from __future__ import annotations
 
+import itertools
 import math
 import struct
 import zlib
@@ -29,6 +30,9 @@ NETWORK_FLAG_COMPILED = 1
 NETWORK_FLAG_GRAPHS = 2
 NETWORK_FLAGS_KNOWN = NETWORK_FLAG_COMPILED | NETWORK_FLAG_GRAPHS
 FOOTER_MAGIC = b"UFVI"  # section 4
+# Largest width and height a stream may state (section 2.2): a decoder allocates frames of
+# the header's size, so a damaged or hostile header must not ask for more.
+MAX_FRAME_SIDE = 16384
 DIGEST_SIZE = 16
 KNOWN_CODER_IDS = (CODER_ID,)  # section 2.3
 
@@ -70,6 +74,14 @@ class SequenceHeader:
 
     PREFIX: ClassVar = struct.Struct("<4sBBH")  # 2.1: magic, major, minor, header_length
     FIELDS: ClassVar = struct.Struct("<16s16sIIIIIHBBfBBHdddHhhBBB")  # 2.2, offsets 8..104
+    # The names of FIELDS, in order, as section 2.2 spells them (the fuzzer edits by name).
+    FIELD_NAMES: ClassVar = (
+        "model_digest", "entropy_digest", "width", "height", "fps_num", "fps_den",
+        "frame_count", "chunk_size", "chroma_format", "bit_depth", "skip_threshold",
+        "coder_id", "gaussian_precision", "gaussian_num_bins", "gaussian_scale_min",
+        "gaussian_scale_max", "gaussian_tail_sigmas", "gaussian_max_range", "z_symbol_min",
+        "z_symbol_max", "z_precision", "compute_precision", "model_id_length",
+    )
     FIELDS_1_1: ClassVar = struct.Struct("<B")  # 2.4, after the model id
     CRC: ClassVar = struct.Struct("<I")  # 2.2, last field
 
@@ -104,8 +116,8 @@ class SequenceHeader:
             value = getattr(self, name)
             if not isinstance(value, bytes) or len(value) != DIGEST_SIZE:
                 raise InputFormatError(f"{name} must be {DIGEST_SIZE} bytes")
-        _check_range("width", self.width, 1, 2**32 - 1)
-        _check_range("height", self.height, 1, 2**32 - 1)
+        _check_range("width", self.width, 1, MAX_FRAME_SIDE)
+        _check_range("height", self.height, 1, MAX_FRAME_SIDE)
         fps = Fraction(self.fps)
         if fps <= 0 or fps.numerator >= 2**32 or fps.denominator >= 2**32:
             raise InputFormatError(f"frame rate must be a positive u32 fraction, got {self.fps}")
@@ -263,6 +275,8 @@ class RecordHeader:
     """The 16 bytes before every record payload (section 3.1)."""
 
     STRUCT: ClassVar = struct.Struct("<BBBBIII")  # type, qp, flags, num_frames, first, len, crc
+    FIELD_NAMES: ClassVar = ("record_type", "qp", "flags", "num_frames", "first_frame",
+                             "payload_length", "crc32")
     CRC_COVERS: ClassVar = 12  # the CRC covers header bytes [0, 12) and the payload
 
     record_type: int
@@ -350,8 +364,10 @@ class Record:
             raise CorruptStreamError(f"empty payload in {where}")
         (count,) = cls.COUNT.unpack_from(payload)
         table_end = cls.COUNT.size + count * cls.LENGTH.size
-        lengths = struct.unpack_from(f"<{count}I", payload, cls.COUNT.size) if count else ()
-        if table_end > len(payload) or table_end + sum(lengths) != len(payload):
+        if table_end > len(payload):
+            raise CorruptStreamError(f"part table of {count} parts overruns the payload in {where}")
+        lengths = struct.unpack_from(f"<{count}I", payload, cls.COUNT.size)
+        if table_end + sum(lengths) != len(payload):
             raise CorruptStreamError(f"part lengths do not match the payload in {where}")
         bounds = np.cumsum((table_end, *lengths)).tolist()
         parts = tuple(payload[a:b] for a, b in zip(bounds[:-1], bounds[1:], strict=True))
@@ -405,9 +421,13 @@ class StreamIndex:
             IndexEntry(*fields)
             for fields in IndexEntry.STRUCT.iter_unpack(payload[cls.TOTAL.size :])
         )
-        frames = [e.frame_number for e in entries]
-        if frames != sorted(frames) or any(f >= total for f in frames):
-            raise CorruptStreamError("index entries are out of order")
+        for earlier, later in itertools.pairwise(entries):
+            if not (earlier.frame_number < later.frame_number
+                    and earlier.record_number < later.record_number
+                    and earlier.offset < later.offset):
+                raise CorruptStreamError("index entries are out of order")
+        if entries and entries[-1].frame_number >= total:
+            raise CorruptStreamError("index entries lie beyond its frame count")
         return cls(total, entries)
 
 

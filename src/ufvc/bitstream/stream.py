@@ -9,6 +9,7 @@ from __future__ import annotations
 import bisect
 import dataclasses
 import os
+import warnings
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -25,7 +26,13 @@ from ufvc.bitstream.format import (
     SequenceHeader,
     StreamIndex,
 )
-from ufvc.errors import BitstreamError, CorruptStreamError, InputFormatError, OutputError
+from ufvc.errors import (
+    BitstreamError,
+    CorruptStreamError,
+    InputFormatError,
+    OutputError,
+    StreamWarning,
+)
 from ufvc.io.base import StagedOutput
 
 _READ_PIECE = 1 << 24  # read large payloads in pieces, so a damaged length cannot exhaust memory
@@ -154,11 +161,16 @@ class StreamWriter:
 class StreamReader:
     """Reads a `.ufv` file: `header`, the records front to back, `index` and `seek_intra`.
 
-    Every read is checked (lengths, CRCs, record order); damage raises
-    CorruptStreamError, a newer format UnsupportedVersionError.
+    Every read is checked (lengths, CRCs, record order, frame numbers against the header's
+    chunk size and frame count, INTRA records against the index); damage raises
+    CorruptStreamError, a newer format UnsupportedVersionError. A stream that ends before
+    the header's frame count is an error too, unless `allow_truncated`: then its records
+    are read as far as they go, and the end gives a StreamWarning.
     """
 
-    def __init__(self, source: str | os.PathLike[str] | BinaryIO) -> None:
+    def __init__(self, source: str | os.PathLike[str] | BinaryIO, *,
+                 allow_truncated: bool = False) -> None:
+        self.allow_truncated = allow_truncated
         if isinstance(source, (str, os.PathLike)):
             self.name = str(source)
             self._file: BinaryIO = open(source, "rb")  # closed in close()
@@ -175,6 +187,8 @@ class StreamReader:
             self._data_start = self._pos
             self._next_record = 0
             self._next_frame = 0
+            self._intra_seen: list[IndexEntry] = []  # INTRA records read since the start
+            self._from_start = True  # no seek yet: the whole stream passes through here
             self.index = self._read_index() if self._seekable else None
         except BaseException:
             self.close()
@@ -204,6 +218,8 @@ class StreamReader:
         self._go_to(entry.offset)
         self._next_record = entry.record_number
         self._next_frame = entry.frame_number
+        self._intra_seen = [e for e in entries if e.record_number < entry.record_number]
+        self._from_start = False
         return entry.frame_number
 
     def close(self) -> None:
@@ -255,17 +271,22 @@ class StreamReader:
             where = f"record {number} at byte {start}"
             header_bytes = self._read(RecordHeader.STRUCT.size)
             if not header_bytes:
-                return None  # a stream without index ends after any complete record
+                self._check_complete()  # a stream without index ends after any record
+                return None
             if len(header_bytes) < RecordHeader.STRUCT.size:
-                raise CorruptStreamError(f"truncated {where}")
+                return self._cut(where)
             header = RecordHeader.unpack(header_bytes)
             payload = self._read(header.payload_length)
             if len(payload) < header.payload_length:
-                raise CorruptStreamError(f"truncated {where}")
+                return self._cut(where)
             if not header.payload_crc_matches(header_bytes, payload):
                 raise CorruptStreamError(f"CRC mismatch in record {number} at byte {start}")
             if header.record_type == RecordType.INDEX:
+                if (header.qp, header.flags, header.num_frames, header.first_frame) != (0,) * 4:
+                    raise CorruptStreamError(f"the index {where} has nonzero header fields")
+                self._check_index_record(payload, start)
                 self._expect_footer(start)
+                self._check_complete()
                 return None
             self._next_record += 1
             if header.record_type >= FIRST_ANCILLARY_TYPE:
@@ -273,12 +294,67 @@ class StreamReader:
             if header.record_type not in DATA_RECORD_TYPES:
                 raise CorruptStreamError(f"unknown type {header.record_type} in {where}")
             record = Record.from_payload(header, payload, where)
-            if record.first_frame != self._next_frame:
-                raise CorruptStreamError(
-                    f"{where} starts at frame {record.first_frame}, expected {self._next_frame}"
-                )
+            self._check_frames(record, where)
+            if record.type == RecordType.INTRA:
+                self._check_intra_entry(IndexEntry(record.first_frame, number, start), where)
             self._next_frame += record.num_frames
             return start, record
+
+    def _check_frames(self, record: Record, where: str) -> None:
+        """Frame numbers run on from the previous record, within the chunk size and the
+        header's frame count."""
+        if record.first_frame != self._next_frame:
+            raise CorruptStreamError(
+                f"{where} starts at frame {record.first_frame}, expected {self._next_frame}"
+            )
+        if record.num_frames > self.header.chunk_size:
+            raise CorruptStreamError(
+                f"{where} holds {record.num_frames} frames, more than the chunk size "
+                f"{self.header.chunk_size}"
+            )
+        end = record.first_frame + record.num_frames
+        if self.header.frame_count and end > self.header.frame_count:
+            raise CorruptStreamError(
+                f"{where} reaches frame {end - 1}, beyond the {self.header.frame_count} "
+                "frames of the header (extra or repeated records)"
+            )
+
+    def _check_intra_entry(self, entry: IndexEntry, where: str) -> None:
+        """An INTRA record read must be the index's next entry, when there is an index."""
+        self._intra_seen.append(entry)
+        if self.index is None:
+            return
+        position = len(self._intra_seen)
+        if self.index.entries[position - 1 : position] != (entry,):
+            raise CorruptStreamError(f"{where} contradicts the index (INTRA records differ)")
+
+    def _check_index_record(self, payload: bytes, offset: int) -> None:
+        """The index record read front to back lists exactly the INTRA records read."""
+        index = self.index
+        if index is None:  # a pipe: the index is seen only here
+            index = StreamIndex.from_payload(payload)
+        if self._from_start and (tuple(self._intra_seen) != index.entries
+                                 or index.total_frames != self._next_frame):
+            raise CorruptStreamError(f"the index at byte {offset} does not match the records")
+
+    def _cut(self, where: str) -> None:
+        """The input ends inside a record: an error, or with `allow_truncated` the end."""
+        if not self.allow_truncated:
+            raise CorruptStreamError(f"truncated {where}")
+        warnings.warn(f"{self.name} is cut inside {where}: decoded the {self._next_frame} "
+                      "frames before it", StreamWarning, stacklevel=3)
+
+    def _check_complete(self) -> None:
+        """At the end: as many frames as the header says (0: a live stream, any number)."""
+        expected = self.header.frame_count
+        if not expected or self._next_frame >= expected:
+            return
+        message = (f"{self.name} ends after {self._next_frame} of the {expected} frames "
+                   "its header announces (cut short)")
+        if not self.allow_truncated:
+            raise CorruptStreamError(f"{message}; --allow-truncated decodes the frames it holds")
+        warnings.warn(f"{message}: decoded the {self._next_frame} frames it holds",
+                      StreamWarning, stacklevel=2)
 
     def _expect_footer(self, index_offset: int) -> None:
         """After the index record: exactly the footer, then the end of the input."""
@@ -312,6 +388,11 @@ class StreamReader:
             index = StreamIndex.from_payload(payload)
             if any(not self._data_start <= e.offset < footer.index_offset for e in index.entries):
                 raise CorruptStreamError("index entry points outside the records")
+            if self.header.frame_count and index.total_frames != self.header.frame_count:
+                raise CorruptStreamError(
+                    f"the index counts {index.total_frames} frames, the header "
+                    f"{self.header.frame_count}"
+                )
             return index
         finally:
             self._go_to(self._data_start)
@@ -320,6 +401,7 @@ class StreamReader:
         """Index entries of the INTRA records, found by reading the whole stream."""
         self._go_to(self._data_start)
         self._next_record, self._next_frame = 0, 0
+        self._intra_seen, self._from_start = [], True
         entries = []
         while (found := self._read_record()) is not None:
             offset, record = found

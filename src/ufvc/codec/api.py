@@ -12,6 +12,7 @@ from typing import Any
 
 import torch
 
+from ufvc.bitstream.format import SequenceHeader
 from ufvc.bitstream.stream import StreamReader, StreamWriter
 from ufvc.codec.core import (
     DEFAULT_QUALITY,
@@ -21,12 +22,18 @@ from ufvc.codec.core import (
     check_quality,
 )
 from ufvc.defaults import DEFAULT_MODEL, DEFAULT_SKIP_THRESHOLD
-from ufvc.errors import InputFormatError
+from ufvc.errors import CorruptStreamError, InputFormatError, ModelMismatchError
 from ufvc.io import VideoReader, check_reader_options, open_reader, open_writer
 from ufvc.io.base import check_not_input
 from ufvc.io.types import Frame, VideoInfo
 from ufvc.metrics import SequencePsnr
-from ufvc.models.registry import CodecModel, create_model, list_models, load_model_file
+from ufvc.models.registry import (
+    CodecModel,
+    create_model,
+    get_model_spec,
+    list_models,
+    load_model_file,
+)
 
 ModelSpec = str | os.PathLike[str] | CodecModel | None
 
@@ -172,8 +179,37 @@ def _least(*limits: int | None) -> int | None:
     return min(given) if given else None
 
 
+def stream_model(header: SequenceHeader, *, device: str | torch.device = "cpu") -> CodecModel:
+    """The registered model a stream names. Never a file: a stream is untrusted input, and
+    a model file is only loaded when the user names it (`--model`). What the registry
+    tells without building the model (chunk size, the digest of recipe weights) is
+    checked first, so that a small stream cannot make the decoder build a large model
+    it will not decode with."""
+    name = header.model_id
+    if name not in list_models():
+        raise ModelMismatchError(
+            f"the stream names model {name!r}, which is not a built-in model; if it was "
+            "encoded with a model file, give that file with --model"
+        )
+    spec = get_model_spec(name)
+    if spec.video.frames != header.chunk_size:
+        raise CorruptStreamError(f"the stream's chunk size {header.chunk_size} is not "
+                                 f"{name}'s {spec.video.frames}: the header is damaged")
+    if spec.recipe_digest is not None and header.model_digest.hex() != spec.recipe_digest:
+        raise ModelMismatchError(
+            f"stream was coded with other weights of {name!r} (digest "
+            f"{header.model_digest.hex()}, built-in {spec.recipe_digest}); give them with --model"
+        )
+    return create_model(name, device=device)
+
+
 class DecodeStream:
-    """An open `.ufv` file: `info`, then its frames by iteration (a context manager)."""
+    """An open `.ufv` file: `info`, then its frames by iteration (a context manager).
+
+    The model is the user's `model`, else the registered model the stream names. A stream
+    with fewer frames than its header says is an error at its end, unless
+    `allow_truncated` (then a StreamWarning).
+    """
 
     def __init__(
         self,
@@ -183,13 +219,16 @@ class DecodeStream:
         device: str | torch.device = "cpu",
         pipeline: bool | None = None,
         compile: bool = False,
+        allow_truncated: bool = False,
     ) -> None:
-        self._reader = StreamReader(path)
+        self._reader = StreamReader(path, allow_truncated=allow_truncated)
         try:
             header = self._reader.header
             self.header = header
-            self.decoder = Decoder(load_model(model or header.model_id, device=device), header,
-                                   device=device, pipeline=pipeline, compile=compile)
+            codec_model = (stream_model(header, device=device) if model is None
+                           else load_model(model, device=device))
+            self.decoder = Decoder(codec_model, header, device=device, pipeline=pipeline,
+                                   compile=compile)
         except BaseException:
             self._reader.close()
             raise
@@ -224,17 +263,21 @@ def open_stream(
     device: str | torch.device = "cpu",
     pipeline: bool | None = None,
     compile: bool = False,
+    allow_truncated: bool = False,
 ) -> DecodeStream:
     """Open a `.ufv` file (a path, or a binary file object such as `sys.stdin.buffer`).
 
-    The model defaults to the one the stream names; `model` may give a registered name,
-    a `.ufvm` file or a CodecModel instead. `info` describes the video; iterate for
-    `ufvc.io.types.Frame`s, bit-exactly the encoder's reconstruction. `pipeline` and
-    `compile` as for `encode`. Raises BitstreamError (damaged or truncated stream,
-    CorruptStreamError; newer format, UnsupportedVersionError) and ModelMismatchError
-    (a model other than the stream's).
+    The model defaults to the registered one the stream names (never a file the stream
+    names); `model` may give a registered name, a `.ufvm` file or a CodecModel instead.
+    `info` describes the video; iterate for `ufvc.io.types.Frame`s, bit-exactly the
+    encoder's reconstruction. `pipeline` as for `encode`; `compile` allows a stream encoded
+    with compiled networks (decoding compiles too). A stream with fewer frames than its
+    header says is an error at its end unless `allow_truncated` (then a StreamWarning).
+    Raises BitstreamError (damaged or truncated stream, CorruptStreamError; newer format,
+    UnsupportedVersionError) and ModelMismatchError (a model other than the stream's).
     """
-    return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile)
+    return DecodeStream(path, model=model, device=device, pipeline=pipeline, compile=compile,
+                        allow_truncated=allow_truncated)
 
 
 def decode(
@@ -244,6 +287,7 @@ def decode(
     device: str | torch.device = "cpu",
     pipeline: bool | None = None,
     compile: bool = False,
+    allow_truncated: bool = False,
 ) -> Iterator[Frame]:
     """The frames of a `.ufv` file, decoded one record at a time (see `open_stream`).
 
@@ -251,5 +295,5 @@ def decode(
     the errors are those of `open_stream`, raised while iterating.
     """
     with open_stream(path, model=model, device=device, pipeline=pipeline,
-                     compile=compile) as stream:
+                     compile=compile, allow_truncated=allow_truncated) as stream:
         yield from stream

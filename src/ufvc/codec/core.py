@@ -59,6 +59,8 @@ from ufvc.models.registry import CodecModel
 from ufvc.models.video import FRAME_MULTIPLE, LATENT_MULTIPLE, ChunkState
 from ufvc.nn.deterministic import use_deterministic_convs
 
+# z tables as `CodingTables.for_model` builds them: symbol range and precision.
+Z_TABLE_PARAMETERS = (-64, 63, 16)
 RECON_CRC = struct.Struct("<I")
 # A record's y payload gets one range-coder stream per this many latent positions (at
 # most MAX_Y_STREAMS), so a decoder can parse the streams of a large chunk in parallel.
@@ -112,7 +114,8 @@ class CodingTables:
 
         def z_tables(density) -> FactorizedTables:
             return FactorizedTables.from_official(
-                density.h.detach().cpu(), density.b.detach().cpu(), density.a.detach().cpu()
+                density.h.detach().cpu(), density.b.detach().cpu(), density.a.detach().cpu(),
+                *Z_TABLE_PARAMETERS,
             )
 
         intra_z = z_tables(model.intra.bit_estimator_z)
@@ -438,6 +441,27 @@ class Encoder:
         return self._submit(finish, channel, network)
 
 
+def check_header_fits(header: SequenceHeader, model: CodecModel) -> None:
+    """Refuse a header whose fields differ from what `model`'s encoder writes, before
+    anything is built from them: the table parameters (a damaged header could ask for
+    huge tables), the chunk size, the frame size and sample format (CorruptStreamError)."""
+    expected = {
+        "chunk size": (header.chunk_size, model.frames_per_chunk),
+        "Gaussian table parameters": (header.gaussian, GaussianTables()),
+        "z table parameters": ((header.z_symbol_min, header.z_symbol_max,
+                                header.z_precision_bits), Z_TABLE_PARAMETERS),
+    }
+    for name, (stored, ours) in expected.items():
+        if stored != ours:
+            raise CorruptStreamError(f"the stream's {name} {stored} differ from the ones "
+                                     f"{model.name} codes with, {ours}: the header is damaged")
+    if header.width % 2 or header.height % 2 or header.bit_depth not in (8, 10):
+        raise CorruptStreamError(
+            f"the stream's format ({header.width}x{header.height}, {header.bit_depth}-bit) is "
+            "not one the encoder writes: the header is damaged"
+        )
+
+
 @dataclass
 class _Parsed:
     """A data record with its payload readers and its z symbols already parsed."""
@@ -454,10 +478,13 @@ class Decoder:
     and parses its z symbols, then converts record t's frames to planes, checks their CRC
     and hands them to the sink. Frames and errors come out as without pipelining.
 
-    The networks run compiled (and from CUDA graphs) exactly when the stream's header says
-    the encoder's did, as bit-exact decoding needs; `compile` only states what the caller
-    expects (a mismatch gives a one-line warning). Graphs need a CUDA device here: on
-    another device a graphed stream's networks run eagerly.
+    Every header field is checked against what this model codes with (chunk size, table
+    parameters, frame size) before anything is built or allocated from it. The networks
+    run compiled (and from CUDA graphs) exactly when the stream's header says the
+    encoder's did, as bit-exact decoding needs; but compiling runs a C compiler, so a
+    stream asks for it only with the caller's consent: without `compile`, a compiled
+    stream is refused (a one-line error). Graphs need a CUDA device here: on another
+    device a graphed stream's networks run eagerly.
     """
 
     def __init__(
@@ -478,6 +505,12 @@ class Decoder:
                 f"stream was coded with other weights of {header.model_id!r} "
                 f"(digest {header.model_digest.hex()}, model {model.weights_digest().hex()})"
             )
+        check_header_fits(header, model)
+        if header.compiled_networks and not compile:
+            raise InputFormatError(
+                "the stream was encoded with torch.compile'd networks, and decoding it "
+                "compiles them too (runs a C compiler): pass --compile to decode it"
+            )
         self.model = prepare_model(model.to(device))
         self.header = header
         self.device = torch.device(device)
@@ -489,7 +522,7 @@ class Decoder:
         self._compute = compute_context(header.compute_precision, self.device, graphs=graphs)
         self._networks = network_context(self.model, compiled=self._compiled(compile),
                                          graphs=graphs)
-        self.tables = CodingTables.for_model(model, header.gaussian)
+        self.tables = CodingTables.for_model(model)
         if self.tables.digest != header.entropy_digest:
             raise ModelMismatchError(
                 "entropy tables built here differ from the encoder's (table digest mismatch)"
@@ -499,15 +532,13 @@ class Decoder:
         self.timing = Timing()
 
     def _compiled(self, compile: bool) -> bool:
-        """Whether the networks run compiled: as the stream says, whatever was asked."""
+        """Whether the networks run compiled: as the stream says (a compiled stream is
+        decoded only with `compile`, see __init__)."""
         if not self.header.compiled_networks:
             if compile:
                 warn("the stream was encoded without torch.compile; its networks run eagerly, "
                      "as bit-exact decoding needs")
             return False
-        if not compile:
-            warn("the stream was encoded with torch.compile'd networks; decoding compiles "
-                 "them too, as bit-exact decoding needs (slow the first time per size)")
         return compile_available()  # if not, the CRC check will say if eager networks differ
 
     def _z_shape(self, record: Record) -> tuple[int, int, int, int]:

@@ -43,6 +43,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     add_range_options(parser, verb="write")
     add_progress_options(parser)
     add_json_option(parser)
+    parser.add_argument(
+        "--allow-truncated", action="store_true",
+        help="decode a stream that ends before its header's frame count (a cut file) as "
+        "far as it goes, with a warning; without it, such a stream is an error",
+    )
     parser.set_defaults(func=run)
 
 
@@ -64,7 +69,7 @@ def run(args: argparse.Namespace) -> int:
     source = sys.stdin.buffer if is_stdio(args.input) else args.input
     with torch_threads(args.threads) as threads, open_stream(
         source, model=args.model, device=args.device, pipeline=args.pipeline,
-        compile=args.compile,
+        compile=args.compile, allow_truncated=args.allow_truncated,
     ) as stream:
         info = stream.info
         first = start.frames(info.fps)

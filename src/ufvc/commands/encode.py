@@ -57,7 +57,8 @@ def add_speed_options(parser: argparse.ArgumentParser) -> None:
         help="run the networks through torch.compile (needs a C compiler; the first run "
         "per size compiles, later runs use the cache in $UFVC_COMPILE_CACHE, default "
         "~/.cache/ufvc/torch-compile). Compiled networks round differently, so a stream "
-        "records whether they ran and decoding always follows the stream",
+        "records whether they ran and decoding follows the stream: decoding a compiled "
+        "stream needs --compile (a stream never makes the decoder compile on its own)",
     )
 
 

@@ -331,7 +331,8 @@ class SymbolReader:
             raise CorruptStreamError("entropy payload: stream lengths exceed the payload")
         bounds = np.append(bounds, words.size)
         self._decoders = [
-            RangeDecoder(words[bounds[i] : bounds[i + 1]]) for i in range(self.num_streams)
+            RangeDecoder(_with_end_word(words[bounds[i] : bounds[i + 1]]))
+            for i in range(self.num_streams)
         ]
 
     def read_gaussian(self, bins: np.ndarray) -> np.ndarray:
@@ -372,6 +373,20 @@ class SymbolReader:
                 )
             if not decoder.maybe_exhausted():
                 raise CorruptStreamError(f"entropy payload: stream {i} has trailing data")
+
+
+def _with_end_word(words: np.ndarray) -> np.ndarray:
+    """A stream's words without trailing zero words, and then one zero word.
+
+    constriction's decoder pads a stream with zero words, and an encoder's stream always
+    makes it read one word past its last nonzero word (the range decoder reads two words
+    ahead). With that word given explicitly, a decoder that stops short of it has words
+    left over (docs/bitstream.md, section 6.4), which `maybe_exhausted` then reports;
+    trailing zeros change nothing the decoder reads, so they are not counted.
+    """
+    nonzero = np.flatnonzero(words)
+    end = int(nonzero[-1]) + 1 if nonzero.size else 0
+    return np.append(words[:end], np.uint32(0))
 
 
 @contextmanager

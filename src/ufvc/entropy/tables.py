@@ -131,8 +131,9 @@ class GaussianTables:
     def ranges(self) -> np.ndarray:
         """R_b per bin (int32 [num_bins]): bin b codes values in [-R_b, R_b] without escape."""
         upper = np.append(self.scale_table[1:], self.scale_max)
-        half = [math.ceil(self.tail_sigmas * float(s)) for s in upper]
-        return np.clip(np.array(half, dtype=np.int64), 1, self.max_range).astype(np.int32)
+        # Clipped as floats: a huge scale or tail (from a damaged header) must not overflow.
+        half = np.clip(np.ceil(self.tail_sigmas * upper), 1, self.max_range)
+        return half.astype(np.int32)
 
     @property
     def table_sizes(self) -> np.ndarray:

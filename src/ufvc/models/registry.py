@@ -60,6 +60,9 @@ class RegisteredModel:
     video: ChunkCodecConfig
     description: str
     weights: str | None = None  # file name of shipped weights in `ufvc.weights`
+    # weights_digest() of the recipe weights a model without shipped weights gets (hex):
+    # lets a decoder refuse a stream of other weights before building a large model.
+    recipe_digest: str | None = None
 
 
 _MODELS: dict[str, RegisteredModel] = {}
@@ -67,11 +70,12 @@ _IDS: dict[int, str] = {}
 
 
 def register_model(
-    name: str, *, model_id: int, weights: str | None = None
+    name: str, *, model_id: int, weights: str | None = None, recipe_digest: str | None = None
 ) -> Callable[[Callable[[], tuple[IntraCodecConfig, ChunkCodecConfig]]], Callable]:
     """Decorator: register a function returning (intra config, video config) as `name`.
 
-    The function's docstring becomes the model's description.
+    The function's docstring becomes the model's description. `recipe_digest` is the
+    digest of the model's recipe weights (tests/models/test_registry.py checks it).
     """
 
     def decorate(build: Callable[[], tuple[IntraCodecConfig, ChunkCodecConfig]]) -> Callable:
@@ -81,26 +85,30 @@ def register_model(
             raise ValueError(f"model id {model_id} is taken or outside 1..255")
         intra, video = build()
         description = (build.__doc__ or "").strip().splitlines()[0] if build.__doc__ else ""
-        _MODELS[name] = RegisteredModel(name, model_id, intra, video, description, weights)
+        _MODELS[name] = RegisteredModel(name, model_id, intra, video, description, weights,
+                                        recipe_digest)
         _IDS[model_id] = name
         return build
 
     return decorate
 
 
-@register_model("dcvc-uf-ld", model_id=1)
+@register_model("dcvc-uf-ld", model_id=1,
+                recipe_digest="8ef1ff99c2f41a8c4f5041e4d2be7636")
 def _dcvc_uf_ld() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
     """DCVC-UF LD (official structure): one frame per call, 2-step checkerboard prior."""
     return INTRA, LD
 
 
-@register_model("dcvc-uf-hts", model_id=2)
+@register_model("dcvc-uf-hts", model_id=2,
+                recipe_digest="7af377e0e20dc152dd3600539956c657")
 def _dcvc_uf_hts() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
     """DCVC-UF HT-S (official structure): 8-frame chunks, streamlined 4-step prior."""
     return INTRA, HTS
 
 
-@register_model("dcvc-uf-htl", model_id=3)
+@register_model("dcvc-uf-htl", model_id=3,
+                recipe_digest="6ae4478ad7054e8280d6405d1fbb9290")
 def _dcvc_uf_htl() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
     """DCVC-UF HT-L (official structure): 8-frame chunks, per-step 4-step prior."""
     return INTRA, HTL
@@ -112,7 +120,8 @@ def _ufvc_s() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
     return UFVC_S_INTRA, UFVC_S_VIDEO
 
 
-@register_model("ufvc-tiny", model_id=250)
+@register_model("ufvc-tiny", model_id=250,
+                recipe_digest="e4dbfd8befb77595e80f34bfa04643c5")
 def _ufvc_tiny() -> tuple[IntraCodecConfig, ChunkCodecConfig]:
     """Test-sized model (2-frame chunks); computes in milliseconds, codes nothing well."""
     return INTRA_TINY, TINY
