@@ -38,9 +38,15 @@ from ufvc.bitstream.format import Record, RecordType, SequenceHeader
 from ufvc.codec.channels import DecoderChannel, EncoderChannel
 from ufvc.codec.compile import compile_available, compiled_networks, warn
 from ufvc.codec.graphs import graphed_networks
+from ufvc.codec.options import (
+    CodingOptions,
+    coding_options,
+    precision_dtype,
+)
+from ufvc.codec.ratecontrol import RateController, RecordKind, estimate_y_bits
+from ufvc.codec.scenecut import SceneCutDetector
 from ufvc.entropy.coder import CoderModels, SymbolReader, SymbolWriter
 from ufvc.entropy.tables import (
-    DEFAULT_SKIP_THRESHOLD,
     FactorizedTables,
     GaussianTables,
     entropy_digest,
@@ -53,9 +59,6 @@ from ufvc.models.registry import CodecModel
 from ufvc.models.video import FRAME_MULTIPLE, LATENT_MULTIPLE, ChunkState
 from ufvc.nn.deterministic import use_deterministic_convs
 
-NUM_QUALITY_LEVELS = 64  # quality 63 is the best; the networks' qp index
-DEFAULT_QUALITY = 40
-DEFAULT_RESET_INTERVAL = 32  # frames between memory resets, as in the release
 RECON_CRC = struct.Struct("<I")
 # A record's y payload gets one range-coder stream per this many latent positions (at
 # most MAX_Y_STREAMS), so a decoder can parse the streams of a large chunk in parallel.
@@ -83,15 +86,6 @@ def default_pipeline(device: torch.device) -> bool:
     except AttributeError:  # not on Linux
         cores = os.cpu_count() or 1
     return torch.get_num_threads() < cores
-
-
-def check_quality(quality: int) -> int:
-    """Validate a quality level (0..63, higher is better)."""
-    if not 0 <= int(quality) < NUM_QUALITY_LEVELS:
-        raise InputFormatError(
-            f"quality must be 0..{NUM_QUALITY_LEVELS - 1} (higher is better), got {quality}"
-        )
-    return int(quality)
 
 
 @dataclass
@@ -131,10 +125,6 @@ def prepare_model(model: CodecModel) -> CodecModel:
     return model
 
 
-PRECISIONS = ("fp32", "bf16", "fp16")
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def compute_context(precision: str, device: torch.device, *, graphs: bool = False
                     ) -> AbstractContextManager:
     """The arithmetic the networks run in: float32, or bfloat16 or float16 autocast.
@@ -145,15 +135,13 @@ def compute_context(precision: str, device: torch.device, *, graphs: bool = Fals
     `graphs`, autocast does not cache cast weights (a capture must not keep them); the
     casts are exact, so the results are the same.
     """
-    if precision not in PRECISIONS:
-        raise InputFormatError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                               f"got {precision!r}")
+    dtype = precision_dtype(precision)
     if precision == "fp32":
         return nullcontext()
     if precision == "fp16" and device.type != "cuda":
         raise InputFormatError("fp16 runs the networks on a CUDA device only (--device cuda); "
                                "on a CPU use bf16")
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision],
+    return torch.autocast(device.type, dtype=dtype,
                           cache_enabled=not graphs)
 
 
@@ -248,6 +236,10 @@ class _Job:
     network_seconds: float
 
 
+def _identity(value: object) -> object:
+    return value
+
+
 def _run_now(function: Callable[[], object]) -> Future:
     """A finished future holding function(): the non-pipelined path, with the same bookkeeping."""
     future: Future = Future()
@@ -258,50 +250,43 @@ def _run_now(function: Callable[[], object]) -> Future:
 class Encoder:
     """Frames in, records out (PyAV style: `encode(frame)` then `flush()`).
 
+    `options` (a `CodingOptions`; keyword arguments change single fields) say everything:
+    quality or rate control, structure, arithmetic. An intra frame starts the stream,
+    every `intra_period` frames after the last one, and on each scene cut; the chunk
+    before it ends early (short, padded like a last chunk). With rate control a
+    `RateController` picks each record's qp (`ufvc.codec.ratecontrol`).
+
     With `pipeline`, a record's arithmetic coding, reconstruction planes and CRC run on a
     worker thread while the networks code the next chunk: `encode` then hands back each
-    record one call later, and `flush` hands back the rest. The bytes do not change.
-    `compile` runs the networks through torch.compile (`ufvc.codec.compile`) when it works
-    here, `cuda_graphs` replays them from CUDA graphs (`ufvc.codec.graphs`, CUDA devices
-    only); the header says which, and decoders follow it.
+    record one call later, and `flush` hands back the rest. The bytes do not change. A VBV
+    limit needs each record's exact size before the next is decided, so it codes records
+    in turn. `compile` runs the networks through torch.compile (`ufvc.codec.compile`) when
+    it works here, `cuda_graphs` replays them from CUDA graphs (`ufvc.codec.graphs`, CUDA
+    devices only); the header says which, and decoders follow it.
     """
 
-    def __init__(
-        self,
-        model: CodecModel,
-        info: VideoInfo,
-        *,
-        quality: int = DEFAULT_QUALITY,
-        reset_interval: int = DEFAULT_RESET_INTERVAL,
-        intra_period: int = 0,
-        skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
-        precision: str = "fp32",
-        device: str | torch.device = "cpu",
-        pipeline: bool | None = None,
-        compile: bool = False,
-        cuda_graphs: bool = False,
-    ) -> None:
+    def __init__(self, model: CodecModel, info: VideoInfo,
+                 options: CodingOptions | None = None, **changes: object) -> None:
+        options = coding_options(options, **changes)
         if info.width % 2 or info.height % 2:
             raise InputFormatError(
                 f"frame size must be even, got {info.width}x{info.height}"
             )
         if info.bit_depth not in (8, 10):
             raise InputFormatError(f"bit depth must be 8 or 10, got {info.bit_depth}")
-        if reset_interval < 0 or intra_period < 0:
-            raise InputFormatError("reset interval and intra period must be >= 0")
-        self.model = prepare_model(model.to(device))
+        self.options = options
+        self.device = torch.device(options.device)
+        self.model = prepare_model(model.to(self.device))
         self.info = info
-        self.quality = check_quality(quality)
-        self.reset_interval = reset_interval
-        self.intra_period = intra_period
-        self.device = torch.device(device)
-        self.pipeline = default_pipeline(self.device) if pipeline is None else pipeline
-        if cuda_graphs:
+        self.pipeline = (default_pipeline(self.device) if options.pipeline is None
+                         else options.pipeline)
+        if options.cuda_graphs:
             check_graphs_device(self.device)
-        self._compute = compute_context(precision, self.device, graphs=cuda_graphs)
-        self.compiled = compile and compile_available()
-        self.cuda_graphs = cuda_graphs
-        self._networks = network_context(self.model, compiled=self.compiled, graphs=cuda_graphs)
+        self._compute = compute_context(options.precision, self.device,
+                                        graphs=options.cuda_graphs)
+        self.compiled = options.compile and compile_available()
+        self._networks = network_context(self.model, compiled=self.compiled,
+                                         graphs=options.cuda_graphs)
         self.tables = CodingTables.for_model(model)
         self.header = SequenceHeader(
             model_id=model.name,
@@ -314,14 +299,22 @@ class Encoder:
             frame_count=info.num_frames or 0,
             chroma=info.chroma,
             bit_depth=info.bit_depth,
-            skip_threshold=skip_threshold,
+            skip_threshold=options.skip_threshold,
             gaussian=self.tables.gaussian,
-            compute_precision=precision,
+            compute_precision=options.precision,
             compiled_networks=self.compiled,
-            cuda_graphs=cuda_graphs,
+            cuda_graphs=options.cuda_graphs,
         )
         self._skip = self.header.skip_threshold
-        self._qp = torch.tensor([self.quality], device=self.device)
+        self.rate: RateController | None = None
+        if options.rate_controlled:
+            self.rate = RateController(options, info.width * info.height, float(info.fps),
+                                       model.frames_per_chunk, info.num_frames)
+            if self.rate.vbv is not None:
+                self.pipeline = False  # each record's exact size decides the next
+        self._scenecut = (SceneCutDetector(options.scenecut) if options.scenecut is not None
+                          else None)
+        self.scene_cuts: list[int] = []  # frames where a detected cut put an intra frame
         self._state: ChunkState | None = None
         self._last_intra = 0
         self._next_frame = 0
@@ -329,6 +322,11 @@ class Encoder:
         self._coding: deque[_Job] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self.timing = Timing()
+
+    @property
+    def quality(self) -> int:
+        """The constant quality (the first record's when rate-controlled)."""
+        return self.options.quality
 
     def encode(self, frame: Frame) -> list[CodedRecord]:
         """Take one frame; return the records finished so far (possibly none), in order."""
@@ -339,7 +337,11 @@ class Encoder:
             )
         index = self._next_frame
         self._next_frame += 1
-        if self._state is None or (self.intra_period and index % self.intra_period == 0):
+        cut = self._scenecut is not None and self._scenecut.is_cut(frame)
+        period = self.options.intra_period
+        if self._state is None or cut or (period and index - self._last_intra >= period):
+            if cut and self._state is not None:
+                self.scene_cuts.append(index)
             out = self._code_chunk() if self._pending.frames else []
             return out + self._code_intra(frame, index)
         if not self._pending.frames:
@@ -384,7 +386,7 @@ class Encoder:
         return out
 
     @torch.inference_mode()
-    def _finish(self, kind: RecordType, first: int, frames: list[Frame], reset: bool,
+    def _finish(self, kind: RecordType, first: int, frames: list[Frame], reset: bool, qp: int,
                 channel: EncoderChannel, models: CoderModels, x_hat: torch.Tensor
                 ) -> CodedRecord:
         """Planes of the reconstruction, arithmetic coding, the record (on the worker when
@@ -393,47 +395,99 @@ class Encoder:
         positions = sum(bins.size for _, bins in channel.y_steps)
         z_writer = SymbolWriter(models)
         y_writer = SymbolWriter(models, num_streams=y_stream_count(positions))
-        channel.write(z_writer, y_writer, self.quality)
+        channel.write(z_writer, y_writer, qp)
         parts = (z_writer.finish(), y_writer.finish(), RECON_CRC.pack(recon_crc(recon)))
-        return CodedRecord(Record(kind, first, len(frames), self.quality, reset, parts), recon,
-                           frames)
+        return CodedRecord(Record(kind, first, len(frames), qp, reset, parts), recon, frames)
+
+    def _finish_rated(self, finish: Callable[[], CodedRecord], kind: RecordKind,
+                      estimated: float) -> CodedRecord:
+        """`finish`, then the exact size goes to the rate controller."""
+        coded = finish()
+        assert self.rate is not None
+        self.rate.written(kind, len(coded.recon), estimated, coded.bits)
+        return coded
 
     @torch.inference_mode()
-    def _code_intra(self, frame: Frame, index: int) -> list[CodedRecord]:
-        channel = EncoderChannel(self.tables.gaussian, self._skip)
-        x = self._to_tensor([frame])
-        started = time.perf_counter()
-        with self._compute, self._networks:
-            result = self.model.intra.code_frame(x, self._qp, channel)
-        x_hat = result.x_hat.float().clamp(-0.5, 0.5)
-        # The clamped reconstruction is the reference, as in the release's inference.
-        self._state = self.model.video.init_state(x_hat)
-        self._last_intra = index
-        network = time.perf_counter() - started - channel.coding_seconds
-        finish = partial(self._finish, RecordType.INTRA, index, [frame], False, channel,
-                         self.tables.intra, x_hat)
+    def _code_record(self, kind: RecordKind, frames: list[Frame], first: int, reset: bool,
+                     run: Callable[[torch.Tensor, EncoderChannel],
+                                   tuple[torch.Tensor, ChunkState]]) -> list[CodedRecord]:
+        """Run the networks at the record's qp (again at another qp when rate control asks),
+        then queue its coding; `run(qp, channel)` gives the reconstruction and the state
+        after the record, leaving the encoder's own state alone."""
+        rate = self.rate
+        qp = self.options.quality if rate is None else rate.choose(kind, len(frames))
+        network = 0.0
+        first_try = True
+        record_type = RecordType.INTRA if kind == RecordKind.INTRA else RecordType.CHUNK
+        models = self.tables.intra if kind == RecordKind.INTRA else self.tables.video
+        while True:
+            channel = EncoderChannel(self.tables.gaussian, self._skip)
+            started = time.perf_counter()
+            with self._compute, self._networks:
+                x_hat, state = run(torch.tensor([qp], device=self.device), channel)
+            network += time.perf_counter() - started - channel.coding_seconds
+            finish = partial(self._finish, record_type, first, frames, reset, qp, channel,
+                             models, x_hat)
+            if rate is None:
+                break
+            estimated = estimate_y_bits(self.tables.gaussian, channel.y_steps)
+            retry = rate.review(kind, len(frames), qp, estimated, first_try)
+            first_try = False
+            if retry is not None and retry != qp:
+                qp = retry
+                continue
+            if rate.vbv is None:
+                rate.accept(kind, len(frames), qp, estimated)
+                finish = partial(self._finish_rated, finish, kind, estimated)
+                break
+            # VBV: the exact size decides; a record that would overflow is coded again lower.
+            coded = finish()
+            if not rate.fits(coded.bits) and qp > 0:
+                qp = max(0, qp - 2)
+                continue
+            if not rate.fits(coded.bits):
+                rate.vbv_overflows += 1
+                warn(f"VBV buffer overflows at frame {first}: even quality 0 takes "
+                     f"{coded.bits} bits, {rate.vbv.space():.0f} are free (raise --bufsize "
+                     "or --maxrate)")
+            rate.accept(kind, len(frames), qp, estimated)
+            rate.written(kind, len(frames), estimated, coded.bits)
+            finish = partial(_identity, coded)
+            break
+        self._state = state
+        if kind == RecordKind.INTRA:
+            self._last_intra = first
         return self._submit(finish, channel, network)
 
-    @torch.inference_mode()
+    def _code_intra(self, frame: Frame, index: int) -> list[CodedRecord]:
+        x = self._to_tensor([frame])
+
+        def run(qp: torch.Tensor, channel: EncoderChannel):
+            result = self.model.intra.code_frame(x, qp, channel)
+            # The clamped reconstruction is the reference, as in the release's inference.
+            x_hat = result.x_hat.float().clamp(-0.5, 0.5)
+            return x_hat, self.model.video.init_state(x_hat)
+
+        return self._code_record(RecordKind.INTRA, [frame], index, False, run)
+
     def _code_chunk(self) -> list[CodedRecord]:
         frames, first = self._pending.frames, self._pending.first_frame
         self._pending = _Pending()
         n = self.model.frames_per_chunk
         padded = frames + [frames[-1]] * (n - len(frames))
-        reset = bool(self.reset_interval) and (
-            (first - self._last_intra + n) % self.reset_interval == 1
+        reset = bool(self.options.reset_interval) and (
+            (first - self._last_intra + n) % self.options.reset_interval == 1
         )
-        channel = EncoderChannel(self.tables.gaussian, self._skip)
+        kind = RecordKind.FIRST if first == self._last_intra + 1 else RecordKind.STEADY
         x = self._to_tensor(padded).unsqueeze(0)
-        started = time.perf_counter()
-        with self._compute, self._networks:
-            result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
-        self._state = result.state
-        network = time.perf_counter() - started - channel.coding_seconds
-        # tensors_to_frames clamps, like the decoder.
-        finish = partial(self._finish, RecordType.CHUNK, first, frames, reset, channel,
-                         self.tables.video, result.x_hat[0, : len(frames)])
-        return self._submit(finish, channel, network)
+        state = self._state
+
+        def run(qp: torch.Tensor, channel: EncoderChannel):
+            result = self.model.video.code_chunk(x, qp, state, channel, reset=reset)
+            # tensors_to_frames clamps, like the decoder.
+            return result.x_hat[0, : len(frames)], result.state
+
+        return self._code_record(kind, frames, first, reset, run)
 
 
 @dataclass

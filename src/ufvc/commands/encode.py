@@ -8,7 +8,7 @@ import sys
 from tqdm import tqdm
 
 from ufvc.codec import DEFAULT_MODEL, DEFAULT_QUALITY, DEFAULT_RESET_INTERVAL, encode
-from ufvc.codec.core import PRECISIONS
+from ufvc.codec.options import DEFAULT_SCENECUT, PRECISIONS, CodingOptions
 from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
 from ufvc.io.cli_options import add_input_options, reader_options
 
@@ -54,12 +54,45 @@ def add_graphs_option(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def add_rate_options(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """--maxrate/--bufsize and --scenecut/--no-scenecut (and --bitrate unless `sweep`:
+    eval takes several bitrates), shared by encode and eval."""
+    if not sweep:
+        parser.add_argument(
+            "-b", "--bitrate", metavar="RATE",
+            help="average bitrate to aim for, bits/s with k/M suffixes (e.g. 800k, 1.5M): "
+            "a rate controller picks each record's quality (--quality seeds the first)",
+        )
+    parser.add_argument("--maxrate", metavar="RATE",
+                        help="leaky-bucket (VBV) drain rate, bits/s (with --bufsize)")
+    parser.add_argument("--bufsize", metavar="BITS",
+                        help="leaky-bucket (VBV) size, bits (k/M suffixes); no record may "
+                        "overflow it")
+    cuts = parser.add_mutually_exclusive_group()
+    cuts.add_argument(
+        "--scenecut", type=float, default=DEFAULT_SCENECUT, metavar="T",
+        help="start an intra frame where the mean luma change from the previous frame "
+        f"reaches T %% of the sample range (default {DEFAULT_SCENECUT:g})",
+    )
+    cuts.add_argument("--no-scenecut", dest="scenecut", action="store_const", const=None,
+                      help="no scene-cut detection")
+
+
+def coding_options_from_args(args: argparse.Namespace) -> CodingOptions:
+    """The `CodingOptions` of a command's arguments (fields it lacks keep their default)."""
+    fields = {name: getattr(args, name) for name in CodingOptions.__dataclass_fields__
+              if hasattr(args, name)}
+    return CodingOptions(**{name: value for name, value in fields.items()
+                            if value is not None or name in ("scenecut", "pipeline")})
+
+
 def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "encode",
         help="compress a video into a .ufv file",
         description="Compress a video (y4m, raw yuv, PNG frames, or anything FFmpeg reads) "
-        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER.",
+        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER; --bitrate asks for an "
+        "average bitrate instead.",
     )
     parser.add_argument("input", help="source video")
     parser.add_argument("-o", "--output", required=True, help="the .ufv file to write")
@@ -67,6 +100,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-q", "--quality", type=int, default=DEFAULT_QUALITY, metavar="0..63",
         help=f"quality level, higher is better (default {DEFAULT_QUALITY})",
     )
+    add_rate_options(parser)
     parser.add_argument("--frames", type=int, metavar="K", help="code only the first K frames")
     parser.add_argument(
         "--reset-interval", type=int, default=DEFAULT_RESET_INTERVAL, metavar="R",
@@ -100,13 +134,9 @@ def run(args: argparse.Namespace) -> int:
     bar = tqdm(unit="frame", desc="encode", disable=args.quiet, file=sys.stderr, leave=False)
     with bar:
         summary = encode(
-            args.input, args.output, model=args.model, quality=args.quality,
-            max_frames=args.frames, reset_interval=args.reset_interval,
-            intra_period=args.intra_period, skip_threshold=args.skip_threshold,
-            precision=args.precision, recon=args.recon, device=args.device,
-            reader_options=reader_options(args),
-            progress=bar.update, pipeline=args.pipeline, compile=args.compile,
-            cuda_graphs=args.cuda_graphs,
+            args.input, args.output, coding_options_from_args(args), model=args.model,
+            max_frames=args.frames, recon=args.recon, reader_options=reader_options(args),
+            progress=bar.update,
         )
     psnr = summary.psnr.mean()
     print(
@@ -115,4 +145,8 @@ def run(args: argparse.Namespace) -> int:
         f"PSNR YUV {psnr.yuv611:.2f} dB (Y {psnr.y:.2f} U {psnr.u:.2f} V {psnr.v:.2f}), "
         f"{summary.encode_fps:.2f} frames/s"
     )
+    if summary.scene_cuts:
+        print(f"scene cuts (intra frames) at frames {', '.join(map(str, summary.scene_cuts))}")
+    if summary.vbv_overflows:
+        print(f"VBV buffer overflowed at {summary.vbv_overflows} record(s), even at quality 0")
     return 0
