@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ufvc.cli import main
-from ufvc.codec import open_stream
+from ufvc.codec import CodingOptions, open_stream
 from ufvc.errors import InputFormatError, UfvcError
 from ufvc.eval.anchors import encoder_available
 from ufvc.eval.bench import torch_threads
@@ -110,8 +110,7 @@ def test_psnr_of_the_decoded_stream_equals_the_rows_psnr(evaluated, testset) -> 
 def test_decode_check_raises_when_a_frame_differs(testset, tmp_path) -> None:
     model = load_codec_model("ufvc-tiny")
     (spec,) = load_testset(testset)
-    encoded = encode_file(model, load_source(spec), 40, tmp_path / "s.ufv", reset_interval=32,
-                          intra_period=0, skip_threshold=0.15, device=torch.device("cpu"))
+    encoded = encode_file(model, load_source(spec), CodingOptions(quality=40), tmp_path / "s.ufv")
     assert decode_and_verify(encoded.path, model, encoded.digests,
                              device=torch.device("cpu")) > 0
     wrong = list(encoded.digests)

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ufvc.codec import DEFAULT_MODEL
+from ufvc.codec import DEFAULT_MODEL, CodingOptions
 from ufvc.commands.encode import add_graphs_option, add_speed_options
 from ufvc.errors import OutputError
 from ufvc.eval.bench import (
@@ -96,12 +96,14 @@ def run(args: argparse.Namespace) -> int:
     with torch_threads(args.threads):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
-        report = run_bench(model, sizes, frames=args.frames, device=device,
-                           quality=args.quality, warmup_chunks=args.warmup_chunks,
-                           bf16=args.bf16, fp16=args.fp16, peak_size=args.peak_size,
-                           pipeline=args.pipeline,
-                           pipeline_compare=args.pipeline_compare, compile=args.compile,
-                           cuda_graphs=args.cuda_graphs,
+        precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+        options = CodingOptions(quality=args.quality, precision=precision,
+                                pipeline=args.pipeline, compile=args.compile,
+                                cuda_graphs=args.cuda_graphs, device=str(device),
+                                threads=args.threads)
+        report = run_bench(model, sizes, options, frames=args.frames,
+                           warmup_chunks=args.warmup_chunks, peak_size=args.peak_size,
+                           pipeline_compare=args.pipeline_compare,
                            progress=lambda what: print(f"bench: {what}", file=sys.stderr))
     report.command = command_line(args)
     print(report.to_table(), end="")

@@ -390,7 +390,9 @@ def measure_size(model: CodecModel, width: int, height: int, options: CodingOpti
     """
     if frames < 1 or warmup_chunks < 0:
         raise InputFormatError("bench needs frames >= 1 and warm-up chunks >= 0")
-    options = bench_options(options)
+    pipeline = (default_pipeline(torch.device(options.device)) if options.pipeline is None
+                else options.pipeline)
+    options = bench_options(options).with_(pipeline=pipeline)
     n = model.frames_per_chunk
     timed = math.ceil(frames / n) * n
     warmup = 1 + warmup_chunks * n
@@ -408,7 +410,7 @@ def measure_size(model: CodecModel, width: int, height: int, options: CodingOpti
         CodingSpeed(timed, *times.encode, cost.encode_macs),
         CodingSpeed(times.decoded, *times.decode, cost.decode_macs),
         bits / (timed * width * height),
-        bool(options.pipeline),
+        pipeline,
     )
 
 
