@@ -136,6 +136,17 @@ def test_a_second_run_keeps_measured_rows_and_adds_only_new_points(evaluated, te
     assert [row["quality"] for row in after] == [20, 40, 50, 63, 30]
 
 
+def test_bitrates_are_swept_as_rate_controlled_rows(testset, tmp_path) -> None:
+    output = tmp_path / "rates.json"
+    assert main(["eval", "--model", "ufvc-s", "--threads", "1", "--bitrate", "15k", "50k",
+                 "--testset", str(testset), "-o", str(output)]) == 0
+    rows = read_rows(output)
+    assert [(row.rate_control, row.quality) for row in rows] == [("bitrate", 15),
+                                                                 ("bitrate", 50)]
+    assert rows[0].kbps < rows[1].kbps
+    assert "bitrate=15000" in rows[0].settings
+
+
 def test_rows_of_other_weights_are_refused_under_the_same_label(evaluated, testset,
                                                                 capsys) -> None:
     output, _ = evaluated
