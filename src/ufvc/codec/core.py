@@ -309,7 +309,8 @@ class Encoder:
         self.rate: RateController | None = None
         if options.rate_controlled:
             self.rate = RateController(options, info.width * info.height, float(info.fps),
-                                       model.frames_per_chunk, info.num_frames)
+                                       model.frames_per_chunk, info.num_frames,
+                                       header_bits=8 * len(self.header.pack()))
             if self.rate.vbv is not None:
                 self.pipeline = False  # each record's exact size decides the next
         self._scenecut = (SceneCutDetector(options.scenecut) if options.scenecut is not None

@@ -45,6 +45,10 @@ MODEL_WEIGHT = 0.5  # weight of the newest record in the moving average of a_kin
 RETRY_MISS = math.log(1.4)  # retry a record whose estimate misses its plan by more
 VBV_AIM = 0.9  # plan records to fill at most this share of the free buffer
 ESCAPE_BITS = 24.0  # a rough cost of an escaped y symbol (escapes are rare)
+# The container around the records (docs/bitstream.md 4): the index record's header and
+# frame count with the footer, and one index entry per intra record.
+INDEX_BITS = 8 * (16 + 4 + 12)
+INDEX_ENTRY_BITS = 8 * 16
 
 
 class RecordKind(Enum):
@@ -124,6 +128,7 @@ class RateController:
     fps: float
     frames_per_chunk: int
     total_frames: int | None = None
+    header_bits: int = 0  # the sequence header's: spent before the first record
     log_bpp: dict[RecordKind, float] = field(default_factory=dict)  # fitted a_kind
     overhead: dict[RecordKind, float] = field(default_factory=dict)  # exact / estimated
     spent: float = 0.0  # exact bits of written records, predicted for those in coding
@@ -136,6 +141,7 @@ class RateController:
         if self.options.maxrate is not None and self.options.bufsize is not None:
             self.vbv = VbvBucket(self.options.bufsize, self.options.maxrate / self.fps)
         self._frames_since_intra = 0
+        self.spent = float(self.header_bits + INDEX_BITS)
 
     # The model.
 
@@ -166,6 +172,8 @@ class RateController:
     def _plan_cost(self, kind: RecordKind, frames: int, qp: float, horizon: int) -> float:
         """Predicted bits of this record and of `horizon - frames` frames after it."""
         cost = self.predict(kind, frames, qp)
+        if kind == RecordKind.INTRA:
+            cost += INDEX_ENTRY_BITS
         rest = max(horizon - frames, 0)
         period = self.options.intra_period
         since = 0 if kind == RecordKind.INTRA else self._frames_since_intra + frames
@@ -231,6 +239,8 @@ class RateController:
     def accept(self, kind: RecordKind, frames: int, qp: int, estimated: float) -> None:
         """The record is coded at `qp`; its exact size follows with `written`."""
         self.spent += self.from_estimate(kind, estimated)
+        if kind == RecordKind.INTRA:
+            self.spent += INDEX_ENTRY_BITS
         self.frames_done += frames
         self.last_qp = qp
         self._frames_since_intra = 0 if kind == RecordKind.INTRA else \
