@@ -1,8 +1,11 @@
 """Streaming encoder and decoder: frames in, `.ufv` records out, and back.
 
-The encoder codes frame 0 (and every `intra_period`-th frame) with the intra codec and
-the frames in between in chunks of N with the chunk codec; a short last chunk is padded
-by repeating its last frame and the decoder drops the padding. Memory stays bounded:
+The encoder codes frame 0 (and a frame `intra_period` frames after the last intra frame,
+and the first frame of each detected scene) with the intra codec and the frames in
+between in chunks of N with the chunk codec; a short chunk (the last one, or one cut
+short by an intra frame) is padded by repeating its last frame and the decoder drops the
+padding. How to code is a `CodingOptions` (`ufvc.codec.options`); with rate control a
+`RateController` (`ufvc.codec.ratecontrol`) picks each record's qp. Memory stays bounded:
 one chunk of frames (two when pipelining) and the recurrent state are held at a time.
 
 Each data record carries three parts: the z payload, the y payload and the CRC32 of the
@@ -323,11 +326,6 @@ class Encoder:
         self._coding: deque[_Job] = deque()
         self._pool: ThreadPoolExecutor | None = None
         self.timing = Timing()
-
-    @property
-    def quality(self) -> int:
-        """The constant quality (the first record's when rate-controlled)."""
-        return self.options.quality
 
     def encode(self, frame: Frame) -> list[CodedRecord]:
         """Take one frame; return the records finished so far (possibly none), in order."""
