@@ -237,10 +237,16 @@ class _Job:
     future: Future
     channel: EncoderChannel | DecoderChannel
     network_seconds: float
+    on_done: Callable[[CodedRecord], None] | None = None  # on the caller's thread
 
 
 def _identity(value: object) -> object:
     return value
+
+
+def _tell_written(rate: RateController, kind: RecordKind, estimated: float,
+                  coded: CodedRecord) -> None:
+    rate.written(kind, len(coded.recon), estimated, coded.bits)
 
 
 def _run_now(function: Callable[[], object]) -> Future:
@@ -363,15 +369,17 @@ class Encoder:
         return frames_to_tensor(frames, device=self.device)
 
     def _submit(self, finish: Callable[[], CodedRecord], channel: EncoderChannel,
-                network_seconds: float) -> list[CodedRecord]:
-        """Queue a record's coding; return the records finished before it."""
+                network_seconds: float, on_done: Callable[[CodedRecord], None] | None = None
+                ) -> list[CodedRecord]:
+        """Queue a record's coding; return the records finished before it. `on_done` gets
+        each finished record on this thread (the worker never touches the controller)."""
         if self.pipeline:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="ufvc-encode")
             future = self._pool.submit(finish)
         else:
             future = _run_now(finish)
-        self._coding.append(_Job(future, channel, network_seconds))
+        self._coding.append(_Job(future, channel, network_seconds, on_done))
         # One record stays in coding while the networks go on: the pipeline's depth.
         return self._collect(keep=1 if self.pipeline else 0)
 
@@ -381,6 +389,8 @@ class Encoder:
             job = self._coding.popleft()
             coded = job.future.result()
             self.timing.add(job.network_seconds, job.channel.coding_seconds, len(coded.recon))
+            if job.on_done is not None:
+                job.on_done(coded)
             out.append(coded)
         return out
 
@@ -398,14 +408,6 @@ class Encoder:
         parts = (z_writer.finish(), y_writer.finish(), RECON_CRC.pack(recon_crc(recon)))
         return CodedRecord(Record(kind, first, len(frames), qp, reset, parts), recon, frames)
 
-    def _finish_rated(self, finish: Callable[[], CodedRecord], kind: RecordKind,
-                      estimated: float) -> CodedRecord:
-        """`finish`, then the exact size goes to the rate controller."""
-        coded = finish()
-        assert self.rate is not None
-        self.rate.written(kind, len(coded.recon), estimated, coded.bits)
-        return coded
-
     @torch.inference_mode()
     def _code_record(self, kind: RecordKind, frames: list[Frame], first: int, reset: bool,
                      run: Callable[[torch.Tensor, EncoderChannel],
@@ -416,6 +418,7 @@ class Encoder:
         rate = self.rate
         qp = self.options.quality if rate is None else rate.choose(kind, len(frames))
         network = 0.0
+        on_done = None
         first_try = True
         record_type = RecordType.INTRA if kind == RecordKind.INTRA else RecordType.CHUNK
         models = self.tables.intra if kind == RecordKind.INTRA else self.tables.video
@@ -437,7 +440,7 @@ class Encoder:
                 continue
             if rate.vbv is None:
                 rate.accept(kind, len(frames), qp, estimated)
-                finish = partial(self._finish_rated, finish, kind, estimated)
+                on_done = partial(_tell_written, rate, kind, estimated)
                 break
             # VBV: the exact size decides; a record that would overflow is coded again lower.
             coded = finish()
@@ -456,7 +459,7 @@ class Encoder:
         self._state = state
         if kind == RecordKind.INTRA:
             self._last_intra = first
-        return self._submit(finish, channel, network)
+        return self._submit(finish, channel, network, on_done)
 
     def _code_intra(self, frame: Frame, index: int) -> list[CodedRecord]:
         x = self._to_tensor([frame])
