@@ -270,9 +270,10 @@ class Encoder:
     record one call later, and `flush` hands back the rest. At constant quality the bytes
     do not change; an ABR controller learns each exact size one record later, so its
     choices may differ. A VBV limit needs each record's exact size before the next is
-    decided, so it codes records in turn. `compile` runs the networks through torch.compile (`ufvc.codec.compile`) when
-    it works here, `cuda_graphs` replays them from CUDA graphs (`ufvc.codec.graphs`, CUDA
-    devices only); the header says which, and decoders follow it.
+    decided, so it codes records in turn. `compile` runs the networks through
+    torch.compile (`ufvc.codec.compile`) when it works here, `cuda_graphs` replays them
+    from CUDA graphs (`ufvc.codec.graphs`, CUDA devices only); the header says which, and
+    decoders follow it.
     """
 
     def __init__(self, model: CodecModel, info: VideoInfo,
