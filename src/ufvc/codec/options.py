@@ -78,8 +78,9 @@ class CodingOptions:
     """Every choice an encoder makes, validated on construction.
 
     Rate: `quality` (0..63, higher is better) is constant quality; `bitrate` (bits/s)
-    asks for that average instead, `quality` then only seeds the first record.
-    `maxrate` and `bufsize` (bits/s, bits) add a leaky-bucket (VBV) limit to either mode.
+    asks for that average instead (the controller picks every record's quality).
+    `maxrate` and `bufsize` (bits/s, bits) add a leaky-bucket (VBV) limit to either mode;
+    with `quality`, records go below it only where the limit needs.
     Structure: an intra frame every `intra_period` frames (0: only where needed), on scene
     cuts scoring above `scenecut` (None: no detection), the temporal memory rebuilt every
     `reset_interval` frames (0: never). Arithmetic: `precision`, `compile`, `cuda_graphs`,

@@ -61,7 +61,7 @@ def add_rate_options(parser: argparse.ArgumentParser, *, sweep: bool = False) ->
         parser.add_argument(
             "-b", "--bitrate", metavar="RATE",
             help="average bitrate to aim for, bits/s with k/M suffixes (e.g. 800k, 1.5M): "
-            "a rate controller picks each record's quality (--quality seeds the first)",
+            "a rate controller picks each record's quality instead of --quality",
         )
     parser.add_argument("--maxrate", metavar="RATE",
                         help="leaky-bucket (VBV) drain rate, bits/s (with --bufsize)")
