@@ -109,7 +109,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--intra-period", type=int, default=0, metavar="P",
-        help="intra-code every P-th frame, 0 = only the first (default 0)",
+        help="intra-code the frame P frames after the last intra frame, 0 = only the "
+        "first and scene cuts (default 0)",
     )
     parser.add_argument(
         "--skip-threshold", type=float, default=DEFAULT_SKIP_THRESHOLD, metavar="S",
