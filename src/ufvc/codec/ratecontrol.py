@@ -189,8 +189,9 @@ class RateController:
             rest, since, first_pending = rest - step, since + step, False
         return cost
 
-    def choose(self, kind: RecordKind, frames: int) -> int:
-        """The qp for the next record of `kind` holding `frames` frames."""
+    def choose(self, kind: RecordKind, frames: int, *, bounded: bool = True) -> int:
+        """The qp for the next record of `kind` holding `frames` frames; within
+        `MAX_QP_STEP` of the last record's when `bounded`."""
         qp = self.options.quality
         if self.options.bitrate is not None:
             per_frame = self.options.bitrate / self.fps
@@ -203,7 +204,7 @@ class RateController:
             budget = max(budget, 0.2 * per_frame * horizon)
             qp = min(range(NUM_QUALITY_LEVELS), key=lambda q: abs(
                 math.log(self._plan_cost(kind, frames, q, horizon) / budget)))
-            if self.last_qp is not None:
+            if bounded and self.last_qp is not None:
                 qp = min(max(qp, self.last_qp - MAX_QP_STEP), self.last_qp + MAX_QP_STEP)
         if self.vbv is not None:
             qp = min(qp, self.vbv_ceiling(kind, frames))
@@ -231,7 +232,8 @@ class RateController:
             drop = math.log(predicted / (VBV_AIM * self.vbv.space())) / QP_LOG_SLOPE[kind]
             return max(0, qp - max(1, math.ceil(drop)))
         if first_try and abs(math.log(predicted / planned)) > RETRY_MISS:
-            better = self.choose(kind, frames)
+            # The model was wrong (a new scene, the first records): move freely.
+            better = self.choose(kind, frames, bounded=False)
             if abs(better - qp) >= 2:
                 return better
         return None
