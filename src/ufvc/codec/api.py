@@ -119,9 +119,9 @@ def encode(
     psnr = SequencePsnr()
     if max_frames is not None and max_frames < 1:
         raise InputFormatError(f"frame limit must be >= 1, got {max_frames}")
+    started = time.perf_counter()
     with torch_threads(options.threads), ExitStack() as stack:
         codec_model = load_model(model, device=options.device)
-        started = time.perf_counter()
         reader = stack.enter_context(
             open_reader(source, max_frames=max_frames, **(reader_options or {}))
         )
