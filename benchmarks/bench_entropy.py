@@ -23,7 +23,6 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
-import torch
 
 from ufvc.entropy import (
     DEFAULT_SKIP_THRESHOLD,
@@ -187,12 +186,12 @@ def main() -> None:
 
 def codec_share(model_name: str, quality: int) -> None:
     """Share of real 720p encode/decode time spent in symbol handling and range coding."""
-    from ufvc.codec import load_model
+    from ufvc.codec import CodingOptions, load_model
     from ufvc.eval.bench import measure_size
 
     model = load_model(model_name)
-    speed = measure_size(model, 1280, 720, frames=model.frames_per_chunk,
-                         device=torch.device("cpu"), quality=quality)
+    speed = measure_size(model, 1280, 720, CodingOptions(quality=quality),
+                         frames=model.frames_per_chunk)
     print()
     print(f"720p, {model_name}, quality {quality}, {speed.bpp:.4f} bpp:")
     for name, run in (("encode", speed.encode), ("decode", speed.decode)):

@@ -12,6 +12,7 @@ NUM_QUALITY_LEVELS = 64  # quality 63 is the best; the networks' qp index
 DEFAULT_QUALITY = 40
 DEFAULT_RESET_INTERVAL = 32  # frames between memory resets, as in the release
 DEFAULT_SKIP_THRESHOLD = 0.15  # the release's test setting; 0 disables skipping
+DEFAULT_SCENECUT = 10.0  # ufvc.codec.scenecut: % mean luma change that starts a new scene
 PRECISIONS = ("fp32", "bf16", "fp16")
 
 # ufvc bench

@@ -14,7 +14,7 @@ import pytest
 import torch
 
 from ufvc.cli import main
-from ufvc.codec import open_stream
+from ufvc.codec import CodingOptions, open_stream
 from ufvc.errors import InputFormatError, UfvcError
 from ufvc.eval.anchors import encoder_available
 from ufvc.eval.bench import torch_threads
@@ -110,8 +110,7 @@ def test_psnr_of_the_decoded_stream_equals_the_rows_psnr(evaluated, testset) -> 
 def test_decode_check_raises_when_a_frame_differs(testset, tmp_path) -> None:
     model = load_codec_model("ufvc-tiny")
     (spec,) = load_testset(testset)
-    encoded = encode_file(model, load_source(spec), 40, tmp_path / "s.ufv", reset_interval=32,
-                          intra_period=0, skip_threshold=0.15, device=torch.device("cpu"))
+    encoded = encode_file(model, load_source(spec), CodingOptions(quality=40), tmp_path / "s.ufv")
     assert decode_and_verify(encoded.path, model, encoded.digests,
                              device=torch.device("cpu")) > 0
     wrong = list(encoded.digests)
@@ -135,6 +134,17 @@ def test_a_second_run_keeps_measured_rows_and_adds_only_new_points(evaluated, te
     # Measured rows come back unchanged (their timings too: nothing was measured again).
     assert after[:len(before)] == before
     assert [row["quality"] for row in after] == [20, 40, 50, 63, 30]
+
+
+def test_bitrates_are_swept_as_rate_controlled_rows(testset, tmp_path) -> None:
+    output = tmp_path / "rates.json"
+    assert main(["eval", "--model", "ufvc-s", "--threads", "1", "--bitrate", "15k", "50k",
+                 "--testset", str(testset), "-o", str(output)]) == 0
+    rows = read_rows(output)
+    assert [(row.rate_control, row.quality) for row in rows] == [("bitrate", 15),
+                                                                 ("bitrate", 50)]
+    assert rows[0].kbps < rows[1].kbps
+    assert "bitrate=15000" in rows[0].settings
 
 
 def test_rows_of_other_weights_are_refused_under_the_same_label(evaluated, testset,

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from contextlib import ExitStack
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -14,14 +14,9 @@ import torch
 
 from ufvc.bitstream.format import SequenceHeader
 from ufvc.bitstream.stream import StreamReader, StreamWriter
-from ufvc.codec.core import (
-    DEFAULT_QUALITY,
-    DEFAULT_RESET_INTERVAL,
-    Decoder,
-    Encoder,
-    check_quality,
-)
-from ufvc.defaults import DEFAULT_MODEL, DEFAULT_SKIP_THRESHOLD
+from ufvc.codec.core import CodedRecord, Decoder, Encoder
+from ufvc.codec.options import CodingOptions, coding_options, torch_threads
+from ufvc.defaults import DEFAULT_MODEL
 from ufvc.errors import CorruptStreamError, InputFormatError, ModelMismatchError
 from ufvc.io import VideoReader, check_reader_options, open_reader, open_writer
 from ufvc.io.base import check_not_input
@@ -63,6 +58,9 @@ class EncodeSummary:
     bytes: int
     psnr: SequencePsnr
     seconds: float
+    options: CodingOptions = field(default_factory=CodingOptions)
+    scene_cuts: list[int] = field(default_factory=list)  # frames given an intra frame by a cut
+    vbv_overflows: int = 0  # records that overflowed the VBV buffer even at quality 0
 
     @property
     def bpp(self) -> float:
@@ -77,26 +75,50 @@ class EncodeSummary:
         return self.frames / self.seconds if self.seconds > 0 else float("inf")
 
 
+def encode_frames(encoder: Encoder, frames: Iterable[Frame],
+                  sink: Callable[[CodedRecord], None]) -> int:
+    """The encode loop: every frame through `encoder`, every record to `sink`, in order.
+
+    Returns the number of frames taken. The encoder is flushed, and can take more frames
+    after (a new call continues the stream)."""
+    count = 0
+    for frame in frames:
+        for coded in encoder.encode(frame):
+            sink(coded)
+        count += 1
+    for coded in encoder.flush():
+        sink(coded)
+    return count
+
+
+def write_stream(encoder: Encoder, frames: Iterable[Frame], output: str | os.PathLike[str],
+                 sink: Callable[[CodedRecord], None] | None = None, *,
+                 overwrite: bool = True) -> tuple[int, int]:
+    """`encode_frames` into a `.ufv` file (or `-`, a device, a FIFO); each record also goes
+    to `sink` once written. Returns the frames coded and the bytes written."""
+    with StreamWriter(output, encoder.header, overwrite=overwrite) as writer:
+        def write(coded: CodedRecord) -> None:
+            writer.write(coded.record)
+            if sink is not None:
+                sink(coded)
+
+        count = encode_frames(encoder, frames, write)
+    return count, writer.bytes_written
+
+
 def encode(
     source: str | os.PathLike[str],
     output: str | os.PathLike[str],
+    options: CodingOptions | None = None,
     *,
     model: ModelSpec = None,
-    quality: int = DEFAULT_QUALITY,
     max_frames: int | None = None,
-    reset_interval: int = DEFAULT_RESET_INTERVAL,
-    intra_period: int = 0,
-    skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
-    precision: str = "fp32",
     recon: str | os.PathLike[str] | None = None,
-    device: str | torch.device = "cpu",
     reader_options: dict[str, Any] | None = None,
     progress: Callable[[int], None] | None = None,
-    pipeline: bool | None = None,
-    compile: bool = False,
-    cuda_graphs: bool = False,
     overwrite: bool = True,
     on_start: Callable[[VideoReader], None] | None = None,
+    **changes: Any,
 ) -> EncodeSummary:
     """Encode a video file into a `.ufv` file, one chunk in memory at a time.
 
@@ -104,8 +126,11 @@ def encode(
     raw .yuv (give `reader_options={"size": "WxH"}`), a PNG folder or pattern, any
     container FFmpeg reads (.mp4, .mkv, ...), or `-` for Y4M on standard input.
     `output` is a path, `-` (standard output) or an existing device node or FIFO.
-    `quality` runs 0..63 and HIGHER IS BETTER (more bits, higher PSNR); `model` is a
-    registered name, a `.ufvm` file or a CodecModel (default "ufvc-s").
+    `options` say how (`CodingOptions`: quality or bitrate, intra period, precision,
+    threads, ...); keyword arguments change single fields of it, as in
+    `encode("in.y4m", "out.ufv", quality=40)` or `bitrate="800k"`. `quality` runs 0..63
+    and HIGHER IS BETTER (more bits, higher PSNR). `model` is a registered name, a
+    `.ufvm` file or a CodecModel (default "ufvc-s").
     `max_frames` caps the frame count. `reader_options` go to `open_reader`: "size"
     ((w, h) or "WxH"), "pix_fmt" (e.g. "yuv420p10le"), "fps", "start" and "duration"
     (frames, or seconds as "2.5s"), "max_frames". `on_start` gets the open reader
@@ -113,64 +138,59 @@ def encode(
     `overwrite` False refuses an existing output; an output that is the source is
     always refused.
     `recon` also writes the encoder's own reconstruction (what `decode` will give).
-    `precision` "bf16" runs the networks under bfloat16 autocast (faster on CPUs with
-    AMX or AVX512-BF16); the decoder follows the stream's choice.
     `progress` is called with the number of frames each completed record holds.
-    `pipeline` overlaps one chunk's arithmetic coding with the next chunk's networks
-    (None: when a core is free, see `ufvc.codec.core.default_pipeline`);
-    `compile` runs the networks through torch.compile, `cuda_graphs` (CUDA devices only)
-    replays them from CUDA graphs; the header records both, and decoders follow.
 
     Raises InputFormatError (bad source, option or quality), OutputError (an output
     cannot be written, exists, or is the source), CheckpointError (bad model file).
     """
-    options = check_reader_options(reader_options)
+    options = coding_options(options, **changes)
+    reader_settings = check_reader_options(reader_options)
     for number, path in enumerate((output, recon)):
         check_not_input(path, [source, output][:number + 1])
-    check_quality(quality)
-    codec_model = load_model(model, device=device)
     psnr = SequencePsnr()
-    started = time.perf_counter()
     if max_frames is not None and max_frames < 1:
         raise InputFormatError(f"frame limit must be >= 1, got {max_frames}")
-    with ExitStack() as stack:
+    started = time.perf_counter()
+    with torch_threads(options.threads), ExitStack() as stack:
+        codec_model = load_model(model, device=options.device)
         reader = stack.enter_context(
-            open_reader(source, **{**options, "max_frames": _least(max_frames,
-                                                                     options.get("max_frames"))})
+            open_reader(source, **{**reader_settings,
+                                   "max_frames": _least(max_frames,
+                                                        reader_settings.get("max_frames"))})
         )
         info = reader.info
         if on_start is not None:
             on_start(reader)
-        encoder = Encoder(codec_model, info, quality=quality, reset_interval=reset_interval,
-                          intra_period=intra_period, skip_threshold=skip_threshold,
-                          precision=precision, device=device, pipeline=pipeline,
-                          compile=compile, cuda_graphs=cuda_graphs)
-        writer = stack.enter_context(StreamWriter(output, encoder.header, overwrite=overwrite))
+        encoder = Encoder(codec_model, info, options)
         recon_writer = (stack.enter_context(open_writer(recon, info, overwrite=overwrite))
                         if recon else None)
-        count = 0
 
-        def emit(records) -> None:
-            for coded in records:
-                writer.write(coded.record)
-                for src, rec in zip(coded.source, coded.recon, strict=True):
-                    psnr.add(src, rec)
-                    if recon_writer is not None:
-                        recon_writer.write(rec)
-                if progress is not None:
-                    progress(len(coded.recon))
+        def measure(coded: CodedRecord) -> None:
+            for src, rec in zip(coded.source, coded.recon, strict=True):
+                psnr.add(src, rec)
+                if recon_writer is not None:
+                    recon_writer.write(rec)
+            if progress is not None:
+                progress(len(coded.recon))
 
-        for frame in reader:
-            emit(encoder.encode(frame))
-            count += 1
-        if count == 0:
-            raise InputFormatError(f"{source} holds no frames")
-        emit(encoder.flush())
-        if info.num_frames and count != info.num_frames:
-            raise InputFormatError(f"{source} ended after {count} of {info.num_frames} frames")
+        def checked_frames() -> Iterator[Frame]:
+            # Raised inside the loop, so that the writer drops its unfinished file.
+            count = 0
+            for frame in reader:
+                count += 1
+                yield frame
+            if count == 0:
+                raise InputFormatError(f"{source} holds no frames")
+            if info.num_frames and count != info.num_frames:
+                raise InputFormatError(f"{source} ended after {count} of {info.num_frames} "
+                                       "frames")
+
+        count, size = write_stream(encoder, checked_frames(), output, measure,
+                                   overwrite=overwrite)
     seconds = time.perf_counter() - started
-    return EncodeSummary(count, info.width, info.height, float(info.fps), writer.bytes_written,
-                         psnr, seconds)
+    overflows = encoder.rate.vbv_overflows if encoder.rate is not None else 0
+    return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds,
+                         options, list(encoder.scene_cuts), overflows)
 
 
 def _least(*limits: int | None) -> int | None:

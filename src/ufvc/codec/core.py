@@ -1,8 +1,11 @@
 """Streaming encoder and decoder: frames in, `.ufv` records out, and back.
 
-The encoder codes frame 0 (and every `intra_period`-th frame) with the intra codec and
-the frames in between in chunks of N with the chunk codec; a short last chunk is padded
-by repeating its last frame and the decoder drops the padding. Memory stays bounded:
+The encoder codes frame 0 (and a frame `intra_period` frames after the last intra frame,
+and the first frame of each detected scene) with the intra codec and the frames in
+between in chunks of N with the chunk codec; a short chunk (the last one, or one cut
+short by an intra frame) is padded by repeating its last frame and the decoder drops the
+padding. How to code is a `CodingOptions` (`ufvc.codec.options`); with rate control a
+`RateController` (`ufvc.codec.ratecontrol`) picks each record's qp. Memory stays bounded:
 one chunk of frames (two when pipelining) and the recurrent state are held at a time.
 
 Each data record carries three parts: the z payload, the y payload and the CRC32 of the
@@ -38,15 +41,15 @@ from ufvc.bitstream.format import Record, RecordType, SequenceHeader
 from ufvc.codec.channels import DecoderChannel, EncoderChannel
 from ufvc.codec.compile import compile_available, compiled_networks, warn
 from ufvc.codec.graphs import graphed_networks
-from ufvc.defaults import (
-    DEFAULT_QUALITY,
-    DEFAULT_RESET_INTERVAL,
-    NUM_QUALITY_LEVELS,
-    PRECISIONS,
+from ufvc.codec.options import (
+    CodingOptions,
+    coding_options,
+    precision_dtype,
 )
+from ufvc.codec.ratecontrol import RateController, RecordKind, estimate_y_bits
+from ufvc.codec.scenecut import SceneCutDetector
 from ufvc.entropy.coder import CoderModels, SymbolReader, SymbolWriter
 from ufvc.entropy.tables import (
-    DEFAULT_SKIP_THRESHOLD,
     FactorizedTables,
     GaussianTables,
     entropy_digest,
@@ -90,15 +93,6 @@ def default_pipeline(device: torch.device) -> bool:
     return torch.get_num_threads() < cores
 
 
-def check_quality(quality: int) -> int:
-    """Validate a quality level (0..63, higher is better)."""
-    if not 0 <= int(quality) < NUM_QUALITY_LEVELS:
-        raise InputFormatError(
-            f"quality must be 0..{NUM_QUALITY_LEVELS - 1} (higher is better), got {quality}"
-        )
-    return int(quality)
-
-
 @dataclass
 class CodingTables:
     """Integer tables of one model: the Gaussian bins and each codec's z tables."""
@@ -137,9 +131,6 @@ def prepare_model(model: CodecModel) -> CodecModel:
     return model
 
 
-AUTOCAST_DTYPES = {"bf16": torch.bfloat16, "fp16": torch.float16}
-
-
 def compute_context(precision: str, device: torch.device, *, graphs: bool = False
                     ) -> AbstractContextManager:
     """The arithmetic the networks run in: float32, or bfloat16 or float16 autocast.
@@ -150,15 +141,13 @@ def compute_context(precision: str, device: torch.device, *, graphs: bool = Fals
     `graphs`, autocast does not cache cast weights (a capture must not keep them); the
     casts are exact, so the results are the same.
     """
-    if precision not in PRECISIONS:
-        raise InputFormatError(f"precision must be one of {', '.join(PRECISIONS)}, "
-                               f"got {precision!r}")
+    dtype = precision_dtype(precision)
     if precision == "fp32":
         return nullcontext()
     if precision == "fp16" and device.type != "cuda":
         raise InputFormatError("fp16 runs the networks on a CUDA device only (--device cuda); "
                                "on a CPU use bf16")
-    return torch.autocast(device.type, dtype=AUTOCAST_DTYPES[precision],
+    return torch.autocast(device.type, dtype=dtype,
                           cache_enabled=not graphs)
 
 
@@ -251,6 +240,16 @@ class _Job:
     future: Future
     channel: EncoderChannel | DecoderChannel
     network_seconds: float
+    on_done: Callable[[CodedRecord], None] | None = None  # on the caller's thread
+
+
+def _identity(value: object) -> object:
+    return value
+
+
+def _tell_written(rate: RateController, kind: RecordKind, estimated: float,
+                  coded: CodedRecord) -> None:
+    rate.written(kind, len(coded.recon), estimated, coded.bits)
 
 
 def _run_now(function: Callable[[], object]) -> Future:
@@ -263,50 +262,45 @@ def _run_now(function: Callable[[], object]) -> Future:
 class Encoder:
     """Frames in, records out (PyAV style: `encode(frame)` then `flush()`).
 
+    `options` (a `CodingOptions`; keyword arguments change single fields) say everything:
+    quality or rate control, structure, arithmetic. An intra frame starts the stream,
+    every `intra_period` frames after the last one, and on each scene cut; the chunk
+    before it ends early (short, padded like a last chunk). With rate control a
+    `RateController` picks each record's qp (`ufvc.codec.ratecontrol`).
+
     With `pipeline`, a record's arithmetic coding, reconstruction planes and CRC run on a
     worker thread while the networks code the next chunk: `encode` then hands back each
-    record one call later, and `flush` hands back the rest. The bytes do not change.
-    `compile` runs the networks through torch.compile (`ufvc.codec.compile`) when it works
-    here, `cuda_graphs` replays them from CUDA graphs (`ufvc.codec.graphs`, CUDA devices
-    only); the header says which, and decoders follow it.
+    record one call later, and `flush` hands back the rest. At constant quality the bytes
+    do not change; an ABR controller learns each exact size one record later, so its
+    choices may differ. A VBV limit needs each record's exact size before the next is
+    decided, so it codes records in turn. `compile` runs the networks through
+    torch.compile (`ufvc.codec.compile`) when it works here, `cuda_graphs` replays them
+    from CUDA graphs (`ufvc.codec.graphs`, CUDA devices only); the header says which, and
+    decoders follow it.
     """
 
-    def __init__(
-        self,
-        model: CodecModel,
-        info: VideoInfo,
-        *,
-        quality: int = DEFAULT_QUALITY,
-        reset_interval: int = DEFAULT_RESET_INTERVAL,
-        intra_period: int = 0,
-        skip_threshold: float = DEFAULT_SKIP_THRESHOLD,
-        precision: str = "fp32",
-        device: str | torch.device = "cpu",
-        pipeline: bool | None = None,
-        compile: bool = False,
-        cuda_graphs: bool = False,
-    ) -> None:
+    def __init__(self, model: CodecModel, info: VideoInfo,
+                 options: CodingOptions | None = None, **changes: object) -> None:
+        options = coding_options(options, **changes)
         if info.width % 2 or info.height % 2:
             raise InputFormatError(
                 f"frame size must be even, got {info.width}x{info.height}"
             )
         if info.bit_depth not in (8, 10):
             raise InputFormatError(f"bit depth must be 8 or 10, got {info.bit_depth}")
-        if reset_interval < 0 or intra_period < 0:
-            raise InputFormatError("reset interval and intra period must be >= 0")
-        self.model = prepare_model(model.to(device))
+        self.options = options
+        self.device = torch.device(options.device)
+        self.model = prepare_model(model.to(self.device))
         self.info = info
-        self.quality = check_quality(quality)
-        self.reset_interval = reset_interval
-        self.intra_period = intra_period
-        self.device = torch.device(device)
-        self.pipeline = default_pipeline(self.device) if pipeline is None else pipeline
-        if cuda_graphs:
+        self.pipeline = (default_pipeline(self.device) if options.pipeline is None
+                         else options.pipeline)
+        if options.cuda_graphs:
             check_graphs_device(self.device)
-        self._compute = compute_context(precision, self.device, graphs=cuda_graphs)
-        self.compiled = compile and compile_available()
-        self.cuda_graphs = cuda_graphs
-        self._networks = network_context(self.model, compiled=self.compiled, graphs=cuda_graphs)
+        self._compute = compute_context(options.precision, self.device,
+                                        graphs=options.cuda_graphs)
+        self.compiled = options.compile and compile_available()
+        self._networks = network_context(self.model, compiled=self.compiled,
+                                         graphs=options.cuda_graphs)
         self.tables = CodingTables.for_model(model)
         self.header = SequenceHeader(
             model_id=model.name,
@@ -319,14 +313,23 @@ class Encoder:
             frame_count=info.num_frames or 0,
             chroma=info.chroma,
             bit_depth=info.bit_depth,
-            skip_threshold=skip_threshold,
+            skip_threshold=options.skip_threshold,
             gaussian=self.tables.gaussian,
-            compute_precision=precision,
+            compute_precision=options.precision,
             compiled_networks=self.compiled,
-            cuda_graphs=cuda_graphs,
+            cuda_graphs=options.cuda_graphs,
         )
         self._skip = self.header.skip_threshold
-        self._qp = torch.tensor([self.quality], device=self.device)
+        self.rate: RateController | None = None
+        if options.rate_controlled:
+            self.rate = RateController(options, info.width * info.height, float(info.fps),
+                                       model.frames_per_chunk, info.num_frames,
+                                       header_bits=8 * len(self.header.pack()))
+            if self.rate.vbv is not None:
+                self.pipeline = False  # each record's exact size decides the next
+        self._scenecut = (SceneCutDetector(options.scenecut) if options.scenecut is not None
+                          else None)
+        self.scene_cuts: list[int] = []  # frames where a detected cut put an intra frame
         self._state: ChunkState | None = None
         self._last_intra = 0
         self._next_frame = 0
@@ -344,7 +347,11 @@ class Encoder:
             )
         index = self._next_frame
         self._next_frame += 1
-        if self._state is None or (self.intra_period and index % self.intra_period == 0):
+        cut = self._scenecut is not None and self._scenecut.is_cut(frame)
+        period = self.options.intra_period
+        if self._state is None or cut or (period and index - self._last_intra >= period):
+            if cut and self._state is not None:
+                self.scene_cuts.append(index)
             out = self._code_chunk() if self._pending.frames else []
             return out + self._code_intra(frame, index)
         if not self._pending.frames:
@@ -367,15 +374,17 @@ class Encoder:
         return frames_to_tensor(frames, device=self.device)
 
     def _submit(self, finish: Callable[[], CodedRecord], channel: EncoderChannel,
-                network_seconds: float) -> list[CodedRecord]:
-        """Queue a record's coding; return the records finished before it."""
+                network_seconds: float, on_done: Callable[[CodedRecord], None] | None = None
+                ) -> list[CodedRecord]:
+        """Queue a record's coding; return the records finished before it. `on_done` gets
+        each finished record on this thread (the worker never touches the controller)."""
         if self.pipeline:
             if self._pool is None:
                 self._pool = ThreadPoolExecutor(1, thread_name_prefix="ufvc-encode")
             future = self._pool.submit(finish)
         else:
             future = _run_now(finish)
-        self._coding.append(_Job(future, channel, network_seconds))
+        self._coding.append(_Job(future, channel, network_seconds, on_done))
         # One record stays in coding while the networks go on: the pipeline's depth.
         return self._collect(keep=1 if self.pipeline else 0)
 
@@ -385,11 +394,13 @@ class Encoder:
             job = self._coding.popleft()
             coded = job.future.result()
             self.timing.add(job.network_seconds, job.channel.coding_seconds, len(coded.recon))
+            if job.on_done is not None:
+                job.on_done(coded)
             out.append(coded)
         return out
 
     @torch.inference_mode()
-    def _finish(self, kind: RecordType, first: int, frames: list[Frame], reset: bool,
+    def _finish(self, kind: RecordType, first: int, frames: list[Frame], reset: bool, qp: int,
                 channel: EncoderChannel, models: CoderModels, x_hat: torch.Tensor
                 ) -> CodedRecord:
         """Planes of the reconstruction, arithmetic coding, the record (on the worker when
@@ -398,47 +409,92 @@ class Encoder:
         positions = sum(bins.size for _, bins in channel.y_steps)
         z_writer = SymbolWriter(models)
         y_writer = SymbolWriter(models, num_streams=y_stream_count(positions))
-        channel.write(z_writer, y_writer, self.quality)
+        channel.write(z_writer, y_writer, qp)
         parts = (z_writer.finish(), y_writer.finish(), RECON_CRC.pack(recon_crc(recon)))
-        return CodedRecord(Record(kind, first, len(frames), self.quality, reset, parts), recon,
-                           frames)
+        return CodedRecord(Record(kind, first, len(frames), qp, reset, parts), recon, frames)
 
     @torch.inference_mode()
+    def _code_record(self, kind: RecordKind, frames: list[Frame], first: int, reset: bool,
+                     run: Callable[[torch.Tensor, EncoderChannel],
+                                   tuple[torch.Tensor, ChunkState]]) -> list[CodedRecord]:
+        """Run the networks at the record's qp (again at another qp when rate control asks),
+        then queue its coding; `run(qp, channel)` gives the reconstruction and the state
+        after the record, leaving the encoder's own state alone."""
+        rate = self.rate
+        qp = self.options.quality if rate is None else rate.choose(kind, len(frames))
+        network = 0.0
+        on_done = None
+        first_try = True
+        record_type = RecordType.INTRA if kind == RecordKind.INTRA else RecordType.CHUNK
+        models = self.tables.intra if kind == RecordKind.INTRA else self.tables.video
+        while True:
+            channel = EncoderChannel(self.tables.gaussian, self._skip)
+            started = time.perf_counter()
+            with self._compute, self._networks:
+                x_hat, state = run(torch.tensor([qp], device=self.device), channel)
+            network += time.perf_counter() - started - channel.coding_seconds
+            finish = partial(self._finish, record_type, first, frames, reset, qp, channel,
+                             models, x_hat)
+            if rate is None:
+                break
+            estimated = estimate_y_bits(self.tables.gaussian, channel.y_steps)
+            retry = rate.review(kind, len(frames), qp, estimated, first_try)
+            first_try = False
+            if retry is not None and retry != qp:
+                qp = retry
+                continue
+            if rate.vbv is None:
+                rate.accept(kind, len(frames), qp, estimated)
+                on_done = partial(_tell_written, rate, kind, estimated)
+                break
+            # VBV: the exact size decides; a record that would overflow is coded again lower.
+            coded = finish()
+            if not rate.fits(coded.bits) and qp > 0:
+                qp = max(0, qp - 2)
+                continue
+            if not rate.fits(coded.bits):
+                rate.vbv_overflows += 1
+                warn(f"VBV buffer overflows at frame {first}: even quality 0 takes "
+                     f"{coded.bits} bits, {rate.vbv.space():.0f} are free (raise --bufsize "
+                     "or --maxrate)")
+            rate.accept(kind, len(frames), qp, estimated)
+            rate.written(kind, len(frames), estimated, coded.bits)
+            finish = partial(_identity, coded)
+            break
+        self._state = state
+        if kind == RecordKind.INTRA:
+            self._last_intra = first
+        return self._submit(finish, channel, network, on_done)
+
     def _code_intra(self, frame: Frame, index: int) -> list[CodedRecord]:
-        channel = EncoderChannel(self.tables.gaussian, self._skip)
         x = self._to_tensor([frame])
-        started = time.perf_counter()
-        with self._compute, self._networks:
-            result = self.model.intra.code_frame(x, self._qp, channel)
-        x_hat = result.x_hat.float().clamp(-0.5, 0.5)
-        # The clamped reconstruction is the reference, as in the release's inference.
-        self._state = self.model.video.init_state(x_hat)
-        self._last_intra = index
-        network = time.perf_counter() - started - channel.coding_seconds
-        finish = partial(self._finish, RecordType.INTRA, index, [frame], False, channel,
-                         self.tables.intra, x_hat)
-        return self._submit(finish, channel, network)
 
-    @torch.inference_mode()
+        def run(qp: torch.Tensor, channel: EncoderChannel):
+            result = self.model.intra.code_frame(x, qp, channel)
+            # The clamped reconstruction is the reference, as in the release's inference.
+            x_hat = result.x_hat.float().clamp(-0.5, 0.5)
+            return x_hat, self.model.video.init_state(x_hat)
+
+        return self._code_record(RecordKind.INTRA, [frame], index, False, run)
+
     def _code_chunk(self) -> list[CodedRecord]:
         frames, first = self._pending.frames, self._pending.first_frame
         self._pending = _Pending()
         n = self.model.frames_per_chunk
         padded = frames + [frames[-1]] * (n - len(frames))
-        reset = bool(self.reset_interval) and (
-            (first - self._last_intra + n) % self.reset_interval == 1
+        reset = bool(self.options.reset_interval) and (
+            (first - self._last_intra + n) % self.options.reset_interval == 1
         )
-        channel = EncoderChannel(self.tables.gaussian, self._skip)
+        kind = RecordKind.FIRST if first == self._last_intra + 1 else RecordKind.STEADY
         x = self._to_tensor(padded).unsqueeze(0)
-        started = time.perf_counter()
-        with self._compute, self._networks:
-            result = self.model.video.code_chunk(x, self._qp, self._state, channel, reset=reset)
-        self._state = result.state
-        network = time.perf_counter() - started - channel.coding_seconds
-        # tensors_to_frames clamps, like the decoder.
-        finish = partial(self._finish, RecordType.CHUNK, first, frames, reset, channel,
-                         self.tables.video, result.x_hat[0, : len(frames)])
-        return self._submit(finish, channel, network)
+        state = self._state
+
+        def run(qp: torch.Tensor, channel: EncoderChannel):
+            result = self.model.video.code_chunk(x, qp, state, channel, reset=reset)
+            # tensors_to_frames clamps, like the decoder.
+            return result.x_hat[0, : len(frames)], result.state
+
+        return self._code_record(kind, frames, first, reset, run)
 
 
 def check_header_fits(header: SequenceHeader, model: CodecModel) -> None:

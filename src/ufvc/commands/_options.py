@@ -15,10 +15,13 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from ufvc.defaults import PIX_FMTS
+from ufvc.defaults import DEFAULT_SCENECUT, PIX_FMTS
 from ufvc.errors import InputFormatError, OutputError
+
+if TYPE_CHECKING:
+    from ufvc.codec.options import CodingOptions
 
 
 def positive_int(text: str) -> int:
@@ -153,14 +156,10 @@ def torch_threads(count: int | None) -> Iterator[int]:
     while torch loads, which costs no extra wait.
     """
     before = None if count else CpuSample.now()
-    import torch
+    from ufvc.codec.options import torch_threads as set_threads
 
-    previous = torch.get_num_threads()
-    torch.set_num_threads(count or default_threads(before))
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous)
+    with set_threads(count or default_threads(before)) as threads:
+        yield threads
 
 
 def add_overwrite_options(parser: argparse.ArgumentParser) -> None:
@@ -267,3 +266,37 @@ def warn_bit_depth(output: str, bit_depth: int) -> None:
 def warn(message: str) -> None:
     """One warning line on stderr."""
     print(f"ufvc: warning: {message}", file=sys.stderr)
+
+
+def add_rate_options(parser: argparse.ArgumentParser, *, sweep: bool = False) -> None:
+    """--maxrate/--bufsize and --scenecut/--no-scenecut (and --bitrate unless `sweep`:
+    eval takes several bitrates), shared by encode and eval."""
+    if not sweep:
+        parser.add_argument(
+            "-b", "--bitrate", metavar="RATE",
+            help="average bitrate to aim for, bits/s with k/M suffixes (e.g. 800k, 1.5M): "
+            "a rate controller picks each record's quality instead of --quality",
+        )
+    parser.add_argument("--maxrate", metavar="RATE",
+                        help="leaky-bucket (VBV) drain rate, bits/s (with --bufsize)")
+    parser.add_argument("--bufsize", metavar="BITS",
+                        help="leaky-bucket (VBV) size, bits (k/M suffixes); no record may "
+                        "overflow it")
+    cuts = parser.add_mutually_exclusive_group()
+    cuts.add_argument(
+        "--scenecut", type=float, default=DEFAULT_SCENECUT, metavar="T",
+        help="start an intra frame where the mean luma change from the previous frame "
+        f"reaches T %% of the sample range (default {DEFAULT_SCENECUT:g})",
+    )
+    cuts.add_argument("--no-scenecut", dest="scenecut", action="store_const", const=None,
+                      help="no scene-cut detection")
+
+
+def coding_options_from_args(args: argparse.Namespace) -> CodingOptions:
+    """The `CodingOptions` of a command's arguments (fields it lacks keep their default)."""
+    from ufvc.codec.options import CodingOptions
+
+    fields = {name: getattr(args, name) for name in CodingOptions.__dataclass_fields__
+              if hasattr(args, name)}
+    return CodingOptions(**{name: value for name, value in fields.items()
+                            if value is not None or name in ("scenecut", "pipeline")})

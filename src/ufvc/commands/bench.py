@@ -81,6 +81,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
+    from ufvc.codec.options import CodingOptions
     from ufvc.eval.bench import parse_frame_size, resolve_device, run_bench, torch_threads
     from ufvc.eval.neural import load_codec_model
 
@@ -91,12 +92,14 @@ def run(args: argparse.Namespace) -> int:
     with torch_threads(args.threads):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
-        report = run_bench(model, sizes, frames=args.frames, device=device,
-                           quality=args.quality, warmup_chunks=args.warmup_chunks,
-                           bf16=args.bf16, fp16=args.fp16, peak_size=args.peak_size,
-                           pipeline=args.pipeline,
-                           pipeline_compare=args.pipeline_compare, compile=args.compile,
-                           cuda_graphs=args.cuda_graphs,
+        precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+        options = CodingOptions(quality=args.quality, precision=precision,
+                                pipeline=args.pipeline, compile=args.compile,
+                                cuda_graphs=args.cuda_graphs, device=str(device),
+                                threads=args.threads)
+        report = run_bench(model, sizes, options, frames=args.frames,
+                           warmup_chunks=args.warmup_chunks, peak_size=args.peak_size,
+                           pipeline_compare=args.pipeline_compare,
                            progress=lambda what: print(f"bench: {what}", file=sys.stderr))
     report.command = command_line(args)
     print(report.to_table(), end="")

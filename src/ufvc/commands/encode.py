@@ -10,10 +10,12 @@ from ufvc.commands._options import (
     add_overwrite_options,
     add_progress_options,
     add_range_options,
+    add_rate_options,
     add_threads_option,
     check_input_exists,
     check_json_target,
     check_outputs,
+    coding_options_from_args,
     emit_summary,
     positive_int,
     progress_bar,
@@ -77,9 +79,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "encode",
         help="compress a video into a .ufv file",
         description="Compress a video (y4m, raw yuv, PNG frames, or anything FFmpeg reads) "
-        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER. IN and OUT may be - "
-        "(Y4M from stdin, as `ffmpeg -f yuv4mpegpipe -` writes it; the .ufv to stdout). "
-        "An existing OUT is refused unless -y is given.",
+        "into a .ufv file. Quality runs 0..63 and HIGHER IS BETTER; --bitrate asks for an "
+        "average bitrate instead. IN and OUT may be - (Y4M from stdin, as "
+        "`ffmpeg -f yuv4mpegpipe -` writes it; the .ufv to stdout). An existing OUT is "
+        "refused unless -y is given.",
     )
     parser.add_argument("input", help="source video, or - for Y4M on stdin")
     parser.add_argument("-o", "--output", required=True,
@@ -89,6 +92,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "-q", "--quality", type=int, default=DEFAULT_QUALITY, metavar="0..63",
         help=f"quality level, higher is better (default {DEFAULT_QUALITY})",
     )
+    add_rate_options(parser)
     parser.add_argument("--frames", type=positive_int, metavar="K",
                         help="code at most K frames, also with --duration (ffmpeg's -frames:v)")
     add_range_options(parser)
@@ -99,7 +103,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument(
         "--intra-period", type=int, default=0, metavar="P",
-        help="intra-code every P-th frame, 0 = only the first (default 0)",
+        help="intra-code the frame P frames after the last intra frame, 0 = only the "
+        "first and scene cuts (default 0)",
     )
     parser.add_argument(
         "--skip-threshold", type=float, default=DEFAULT_SKIP_THRESHOLD, metavar="S",
@@ -145,13 +150,9 @@ def run(args: argparse.Namespace) -> int:
 
     with torch_threads(args.threads) as threads, bar:
         summary = encode(
-            args.input, args.output, model=args.model, quality=args.quality,
-            max_frames=args.frames, reset_interval=args.reset_interval,
-            intra_period=args.intra_period, skip_threshold=args.skip_threshold,
-            precision=args.precision, recon=args.recon, device=args.device,
-            reader_options=options, progress=bar.update, pipeline=args.pipeline,
-            compile=args.compile, cuda_graphs=args.cuda_graphs, overwrite=args.overwrite,
-            on_start=started,
+            args.input, args.output, coding_options_from_args(args), model=args.model,
+            max_frames=args.frames, recon=args.recon, reader_options=options,
+            progress=bar.update, overwrite=args.overwrite, on_start=started,
         )
     first = coded.get("first", 0)
     last = first + summary.frames - 1
@@ -165,13 +166,19 @@ def run(args: argparse.Namespace) -> int:
         f"V {psnr.v:.2f}), {summary.encode_fps:.2f} frames/s, {threads} thread(s), "
         f"{args.precision}"
     )
+    if summary.scene_cuts:
+        text += f"; scene cuts (intra frames) at frames {', '.join(map(str, summary.scene_cuts))}"
+    if summary.vbv_overflows:
+        text += (f"; the VBV buffer overflowed at {summary.vbv_overflows} record(s), even at "
+                 "quality 0")
     emit_summary(args, text, {
         "input": source, "output": output, "first_frame": first, "last_frame": last,
         "frames": summary.frames, "width": summary.width, "height": summary.height,
         "fps": summary.fps, "bytes": summary.bytes, "kbps": summary.kbps, "bpp": summary.bpp,
         "psnr_y": psnr.y, "psnr_u": psnr.u, "psnr_v": psnr.v, "psnr_yuv": psnr.yuv611,
         "seconds": summary.seconds, "frames_per_second": summary.encode_fps,
-        "quality": args.quality, "model": args.model or DEFAULT_MODEL, "threads": threads,
-        "precision": args.precision,
+        "quality": args.quality, "bitrate": summary.options.bitrate,
+        "scene_cuts": summary.scene_cuts, "vbv_overflows": summary.vbv_overflows,
+        "model": args.model or DEFAULT_MODEL, "threads": threads, "precision": args.precision,
     })
     return 0

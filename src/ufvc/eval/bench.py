@@ -33,8 +33,7 @@ import math
 import os
 import platform
 import time
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field, replace
 from fractions import Fraction
 from functools import partial
@@ -43,16 +42,12 @@ from typing import Any
 import torch
 
 import ufvc
-from ufvc.codec import DEFAULT_RESET_INTERVAL, Decoder, Encoder
+from ufvc.codec import CodedRecord, CodingOptions, Decoder, Encoder, encode_frames
 from ufvc.codec.compile import compile_available, compile_notes
-from ufvc.codec.core import (
-    Timing,
-    check_graphs_device,
-    check_quality,
-    compute_context,
-    default_pipeline,
-)
-from ufvc.defaults import DEFAULT_BENCH_QUALITY, NAMED_SIZES
+from ufvc.codec.core import Timing, check_graphs_device, compute_context, default_pipeline
+from ufvc.codec.options import dtype_name
+from ufvc.codec.options import torch_threads as torch_threads  # re-exported for callers
+from ufvc.defaults import NAMED_SIZES
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
 from ufvc.io.types import VideoInfo
@@ -102,20 +97,6 @@ def synchronize(device: torch.device) -> None:
     """Wait for queued device work, so that a clock reading covers it."""
     if device.type == "cuda":
         torch.cuda.synchronize(device)
-
-
-@contextmanager
-def torch_threads(count: int | None) -> Iterator[int]:
-    """Run a block with `count` intra-op threads (None: torch's default); restores after."""
-    previous = torch.get_num_threads()
-    if count is not None:
-        if count < 1:
-            raise InputFormatError(f"threads must be >= 1, got {count}")
-        torch.set_num_threads(count)
-    try:
-        yield torch.get_num_threads()
-    finally:
-        torch.set_num_threads(previous)
 
 
 def device_name(device: torch.device) -> str:
@@ -346,31 +327,32 @@ class _ClipTimes:
     decoded: int
 
 
-def _time_clip(model: CodecModel, source: list, warmup: int, *, device: torch.device,
-               **options: Any) -> _ClipTimes:
+def _time_clip(model: CodecModel, source: list, warmup: int,
+               options: CodingOptions) -> _ClipTimes:
     """Code `source`, timing the encode and the decode of everything after `warmup` frames."""
+    device = torch.device(options.device)
     width, height = source[0].width, source[0].height
     info = VideoInfo(width, height, Fraction(25), len(source))
-    encoder = Encoder(model, info, reset_interval=DEFAULT_RESET_INTERVAL, device=device,
-                      **options)
-    # flush() hands back the records still in the pipeline (whole chunks: none is padded).
-    warm_records = [coded.record for frame in source[:warmup] for coded in encoder.encode(frame)]
-    warm_records += [coded.record for coded in encoder.flush()]
+    encoder = Encoder(model, info, options)
+    # The loop flushes: it hands back the records still in the pipeline (whole chunks:
+    # none is padded).
+    warm: list[CodedRecord] = []
+    encode_frames(encoder, source[:warmup], warm.append)
 
     synchronize(device)
     before = _snapshot(encoder.timing)
     started = time.perf_counter()
-    timed_records = [coded.record for frame in source[warmup:]
-                     for coded in encoder.encode(frame)]
-    timed_records += [coded.record for coded in encoder.flush()]
+    timed: list[CodedRecord] = []
+    encode_frames(encoder, source[warmup:], timed.append)
     synchronize(device)
     encode = (time.perf_counter() - started, *_timing_delta(encoder.timing, before))
+    timed_records = [coded.record for coded in timed]
     if sum(record.num_frames for record in timed_records) != len(source) - warmup:
         raise RuntimeError("bench timed a padded chunk")  # a bug here, not user input
 
-    decoder = Decoder(model, encoder.header, device=device, pipeline=options["pipeline"],
-                      compile=options["compile"])
-    for _ in decoder.decode_all(warm_records):
+    decoder = Decoder(model, encoder.header, device=device, pipeline=encoder.pipeline,
+                      compile=options.compile)
+    for _ in decoder.decode_all(coded.record for coded in warm):
         pass
     synchronize(device)
     before = _snapshot(decoder.timing)
@@ -381,10 +363,15 @@ def _time_clip(model: CodecModel, source: list, warmup: int, *, device: torch.de
     return _ClipTimes(timed_records, encode, decode, decoded)
 
 
-def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
-                 device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
-                 warmup_chunks: int = 1, precision: str = "fp32", pipeline: bool = True,
-                 compile: bool = False, cuda_graphs: bool = False) -> SizeSpeed:
+def bench_options(options: CodingOptions) -> CodingOptions:
+    """What bench codes with: constant quality on synthetic video, no scene-cut detection
+    (synthetic pans have no cuts, and timing must not depend on it)."""
+    return options.with_(bitrate=None, maxrate=None, bufsize=None, scenecut=None,
+                         intra_period=0)
+
+
+def measure_size(model: CodecModel, width: int, height: int, options: CodingOptions, *,
+                 frames: int, warmup_chunks: int = 1) -> SizeSpeed:
     """Encode and decode speed of the chunk codec at one frame size.
 
     `frames` is rounded up to whole chunks, so no timed chunk is padded. With `compile` or
@@ -394,14 +381,15 @@ def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
     """
     if frames < 1 or warmup_chunks < 0:
         raise InputFormatError("bench needs frames >= 1 and warm-up chunks >= 0")
+    pipeline = (default_pipeline(torch.device(options.device)) if options.pipeline is None
+                else options.pipeline)
+    options = bench_options(options).with_(pipeline=pipeline)
     n = model.frames_per_chunk
     timed = math.ceil(frames / n) * n
     warmup = 1 + warmup_chunks * n
     source = list(synthetic_video(width, height, warmup + timed, seed=BENCH_SEED))
-    options = {"quality": quality, "precision": precision, "pipeline": pipeline,
-               "compile": compile, "cuda_graphs": cuda_graphs}
-    for _ in range(2 if compile or cuda_graphs else 1):
-        times = _time_clip(model, source, warmup, device=device, **options)
+    for _ in range(2 if options.compile or options.cuda_graphs else 1):
+        times = _time_clip(model, source, warmup, options)
 
     with torch.device("meta"):
         shapes_only = CodecModel(model.name, model.model_id, model.intra.config,
@@ -417,43 +405,40 @@ def measure_size(model: CodecModel, width: int, height: int, *, frames: int,
     )
 
 
-def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: int,
-              device: torch.device, quality: int = DEFAULT_BENCH_QUALITY,
-              warmup_chunks: int = 1, bf16: bool = False, fp16: bool = False,
-              peak_size: int | None = None,
-              pipeline: bool | None = None, pipeline_compare: bool = False,
-              compile: bool = False, cuda_graphs: bool = False,
+def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], options: CodingOptions, *,
+              frames: int, warmup_chunks: int = 1, peak_size: int | None = None,
+              pipeline_compare: bool = False,
               progress: Callable[[str], None] | None = None) -> BenchReport:
     """Measure the matmul peaks, then encode and decode speed at every size.
 
-    `pipeline_compare` measures every size without pipelining first, then with it. `bf16`
-    and `fp16` (CUDA) pick the stream's compute precision (autocast); the default is float32.
+    `options` give the quality, precision, pipelining (None: when a core is free), compile,
+    CUDA graphs and device; `pipeline_compare` measures every size without pipelining
+    first, then with it.
     """
-    check_quality(quality)
-    if bf16 and fp16:
-        raise InputFormatError("choose one of bf16 and fp16")
-    codec_precision = "bf16" if bf16 else "fp16" if fp16 else "fp32"
-    compute_context(codec_precision, device)  # refuses fp16 off CUDA before any timing
-    if cuda_graphs:
+    device = torch.device(options.device)
+    compute_context(options.precision, device)  # refuses fp16 off CUDA before any timing
+    if options.cuda_graphs:
         check_graphs_device(device)  # likewise for CUDA graphs
     model = model.to(device).eval()
-    precision = {"bf16": "bfloat16", "fp16": "float16", "fp32": "float32"}[codec_precision]
+    pipeline = pipeline_compare or (default_pipeline(device) if options.pipeline is None
+                                    else options.pipeline)
+    options = options.with_(pipeline=pipeline,
+                            compile=options.compile and compile_available())
     report = BenchReport(
         model=model.name,
         weights=model.weights_source,
         device=str(device),
         device_name=device_name(device),
         threads=torch.get_num_threads(),
-        precision=precision,
-        bf16_requested=bf16,
-        quality=quality,
+        precision=dtype_name(options.precision),
+        bf16_requested=options.precision == "bf16",
+        quality=options.quality,
         warmup_frames=1 + warmup_chunks * model.frames_per_chunk,
         frames_per_chunk=model.frames_per_chunk,
         peaks={},
-        pipeline=pipeline_compare or (default_pipeline(device) if pipeline is None
-                                      else pipeline),
-        compile=compile and compile_available(),
-        cuda_graphs=cuda_graphs,
+        pipeline=pipeline,
+        compile=options.compile,
+        cuda_graphs=options.cuda_graphs,
         versions={"ufvc": ufvc.__version__, "torch": torch.__version__},
     )
     if report.pipeline:
@@ -466,6 +451,7 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
             "the codec's network/entropy split does not synchronise the GPU: network work "
             "still queued when a latent is copied to the CPU for coding is counted as entropy "
             "time (the wall-clock fps are synchronised)")
+    fp16 = options.precision == "fp16"
     for dtype in (torch.float32, torch.bfloat16) + ((torch.float16,) if fp16 else ()):
         if progress:
             progress(f"matmul peak {str(dtype).removeprefix('torch.')}")
@@ -474,15 +460,13 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], *, frames: in
     for width, height in sizes:
         if progress:
             progress(f"{width}x{height}")
-        measure = partial(measure_size, model, width, height, frames=frames, device=device,
-                          quality=quality, warmup_chunks=warmup_chunks,
-                          precision=codec_precision, compile=report.compile,
-                          cuda_graphs=cuda_graphs)
-        unpipelined = measure(pipeline=False) if pipeline_compare else None
-        speed = measure(pipeline=report.pipeline)
+        measure = partial(measure_size, model, width, height, frames=frames,
+                          warmup_chunks=warmup_chunks)
+        unpipelined = measure(options.with_(pipeline=False)) if pipeline_compare else None
+        speed = measure(options)
         report.sizes.append(replace(speed, unpipelined=unpipelined))
     report.notes += [f"torch.compile: {note}" for note in compile_notes()]
-    if cuda_graphs:
+    if options.cuda_graphs:
         report.notes.append("CUDA graphs: each sub-network replays a graph captured at its "
                             "first call per shape (capture happens in the untimed first pass)")
     return report

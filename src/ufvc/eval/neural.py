@@ -1,6 +1,8 @@
 """Rate-distortion evaluation of the neural codec: the rows `ufvc eval` writes.
 
-Each point codes one sequence at one quality into a real `.ufv` file and measures:
+Each point codes one sequence at one quality, or at one target bitrate (rate control,
+rows with rate_control "bitrate" and the target in kbps), into a real `.ufv` file and
+measures:
 
 - rate: `bits` is 8 x the size of that file (sequence header, records, index and footer);
 - distortion: PSNR of the encoder's reconstruction against the source, per frame, averaged;
@@ -30,17 +32,16 @@ import torch
 
 import ufvc
 from ufvc.bitstream.format import RecordType
-from ufvc.bitstream.stream import StreamWriter
 from ufvc.codec import (
     DEFAULT_MODEL,
-    DEFAULT_RESET_INTERVAL,
     CodedRecord,
+    CodingOptions,
     Encoder,
     load_model,
     open_stream,
+    write_stream,
 )
-from ufvc.codec.core import check_quality
-from ufvc.entropy.tables import DEFAULT_SKIP_THRESHOLD
+from ufvc.codec.options import check_quality, parse_rate
 from ufvc.errors import InputFormatError, UfvcError
 from ufvc.eval.bench import synchronize
 from ufvc.eval.results import (
@@ -58,16 +59,43 @@ from ufvc.models.channel import EstimateChannel
 from ufvc.models.registry import CodecModel, create_model, list_models
 
 CODEC = "ufvc"
-RATE_CONTROL = "quality"  # the model's quality index, 0..63, higher is better
+QUALITY = "quality"  # rate_control of constant-quality rows: the model's index, 0..63
+BITRATE = "bitrate"  # rate_control of rate-controlled rows: the target in kbps
+
+
+@dataclass(frozen=True)
+class EvalTarget:
+    """One point of a curve: a quality level, or a target bitrate (kbps)."""
+
+    rate_control: str
+    value: float
+
+    @classmethod
+    def quality(cls, quality: int) -> EvalTarget:
+        return cls(QUALITY, check_quality(quality))
+
+    @classmethod
+    def bitrate(cls, rate: str | float) -> EvalTarget:
+        """A target from '800k', '1.5M' or bits/s."""
+        return cls(BITRATE, parse_rate(rate) / 1000)
+
+    @property
+    def name(self) -> str:
+        return f"q{self.value:g}" if self.rate_control == QUALITY else f"{self.value:g}kbps"
+
+    def apply(self, options: CodingOptions) -> CodingOptions:
+        """`options` coding at this point."""
+        if self.rate_control == QUALITY:
+            return options.with_(quality=int(self.value), bitrate=None)
+        return options.with_(bitrate=1000 * self.value)
 
 
 @dataclass(frozen=True)
 class EvalSettings:
     """Coding options shared by every point of an evaluation."""
 
-    reset_interval: int = DEFAULT_RESET_INTERVAL
+    options: CodingOptions = CodingOptions()
     intra_period: int | None = None  # None: the test set's value, else only the first frame
-    skip_threshold: float = DEFAULT_SKIP_THRESHOLD
     estimate_rate: bool = False
 
     def intra_period_for(self, spec: SequenceSpec) -> int:
@@ -77,6 +105,10 @@ class EvalSettings:
         if self.intra_period is not None:
             return self.intra_period
         return spec.intra_period if spec.intra_period and spec.intra_period > 0 else 0
+
+    def options_for(self, spec: SequenceSpec, target: EvalTarget) -> CodingOptions:
+        """The coding options of one point."""
+        return target.apply(self.options.with_(intra_period=self.intra_period_for(spec)))
 
 
 @dataclass(frozen=True)
@@ -118,6 +150,7 @@ class RecordPlan:
     first_frame: int
     num_frames: int
     reset: bool
+    qp: int
 
 
 @dataclass(frozen=True)
@@ -132,9 +165,8 @@ class EncodedFile:
     plan: list[RecordPlan]
 
 
-def encode_file(model: CodecModel, source: SourceVideo, quality: int, path: Path, *,
-                reset_interval: int, intra_period: int, skip_threshold: float,
-                device: torch.device) -> EncodedFile:
+def encode_file(model: CodecModel, source: SourceVideo, options: CodingOptions,
+                path: Path) -> EncodedFile:
     """Encode `source` into `path` and measure PSNR of the encoder's reconstruction."""
     psnr = SequencePsnr()
     digests: list[bytes] = []
@@ -146,24 +178,16 @@ def encode_file(model: CodecModel, source: SourceVideo, quality: int, path: Path
         started = time.perf_counter()
         record = coded.record
         plan.append(RecordPlan(record.type == RecordType.INTRA, record.first_frame,
-                               record.num_frames, record.reset))
+                               record.num_frames, record.reset, record.qp))
         for src, rec in zip(coded.source, coded.recon, strict=True):
             psnr.add(src, rec)
             digests.append(frame_digest(rec))
         bookkeeping += time.perf_counter() - started
 
+    device = torch.device(options.device)
     synchronize(device)
     started = time.perf_counter()
-    encoder = Encoder(model, source.info, quality=quality, reset_interval=reset_interval,
-                      intra_period=intra_period, skip_threshold=skip_threshold, device=device)
-    with StreamWriter(path, encoder.header) as writer:
-        for frame in source.frames:
-            for coded in encoder.encode(frame):
-                writer.write(coded.record)
-                note(coded)
-        for coded in encoder.flush():
-            writer.write(coded.record)
-            note(coded)
+    write_stream(Encoder(model, source.info, options), source.frames, path, note)
     synchronize(device)
     seconds = time.perf_counter() - started - bookkeeping
     return EncodedFile(path, 8 * path.stat().st_size, seconds, psnr, digests, plan)
@@ -192,18 +216,19 @@ def decode_and_verify(path: Path, model: CodecModel, digests: Sequence[bytes], *
 
 
 @torch.inference_mode()
-def estimate_bits(model: CodecModel, frames: Sequence[Frame], plan: Sequence[RecordPlan],
-                  quality: int, *, device: torch.device) -> float:
-    """Bits the model's likelihoods give for coding `frames` with the structure of `plan`.
+def estimate_bits(model: CodecModel, frames: Sequence[Frame], plan: Sequence[RecordPlan], *,
+                  device: torch.device) -> float:
+    """Bits the model's likelihoods give for coding `frames` with the structure and the
+    qps of `plan`.
 
-    Padding of a short last chunk (its last frame repeated) is coded, as in the stream."""
-    qp = torch.tensor([quality], device=device)
+    Padding of a short chunk (its last frame repeated) is coded, as in the stream."""
     chunk_size = model.frames_per_chunk
     state = None
     total = 0.0
     for unit in plan:
         frames_here = list(frames[unit.first_frame:unit.first_frame + unit.num_frames])
         channel = EstimateChannel(noisy_rate=False)
+        qp = torch.tensor([unit.qp], device=device)
         if unit.intra:
             result = model.intra.code_frame(frames_to_tensor(frames_here, device=device), qp,
                                             channel)
@@ -233,38 +258,35 @@ def _file_stem(text: str) -> str:
     return re.sub(r"[^A-Za-z0-9._-]+", "_", text).strip("_") or "x"
 
 
-def stream_name(spec: SequenceSpec, label: str, quality: int) -> str:
+def stream_name(spec: SequenceSpec, label: str, target: EvalTarget) -> str:
     """File name of a point's stream, e.g. 'B_BasketballDrive_ufvc-s_q40.ufv'."""
     return (f"{_file_stem(spec.class_name)}_{_file_stem(spec.name)}_{_file_stem(label)}"
-            f"_q{quality}.ufv")
+            f"_{_file_stem(target.name)}.ufv")
 
 
-def measure_point(model: CodecModel, source: SourceVideo, quality: int, *, label: str,
-                  spec: SequenceSpec, settings: EvalSettings, device: torch.device,
-                  stream_path: Path) -> RateRow:
-    """Encode one sequence at one quality into `stream_path`, decode it, make its row."""
-    intra_period = settings.intra_period_for(spec)
-    encoded = encode_file(model, source, quality, stream_path,
-                          reset_interval=settings.reset_interval, intra_period=intra_period,
-                          skip_threshold=settings.skip_threshold, device=device)
+def measure_point(model: CodecModel, source: SourceVideo, target: EvalTarget, *, label: str,
+                  spec: SequenceSpec, settings: EvalSettings, stream_path: Path) -> RateRow:
+    """Encode one sequence at one point into `stream_path`, decode it, make its row."""
+    options = settings.options_for(spec, target)
+    device = torch.device(options.device)
+    encoded = encode_file(model, source, options, stream_path)
     decode_seconds = decode_and_verify(stream_path, model, encoded.digests, device=device)
     info = source.info
     count = len(source.frames)
     estimated = None
     if settings.estimate_rate:
-        bits = estimate_bits(model, source.frames, encoded.plan, quality, device=device)
+        bits = estimate_bits(model, source.frames, encoded.plan, device=device)
         estimated = bits_per_pixel(bits, count, info.width, info.height)
     mean = encoded.psnr.mean()
-    options = (f"model={model.name} quality={quality} reset_interval={settings.reset_interval} "
-               f"intra_period={intra_period} skip_threshold={settings.skip_threshold:g} "
-               f"device={device} threads={torch.get_num_threads()}")
+    described = (f"model={model.name} {options.describe()} device={device} "
+                 f"threads={torch.get_num_threads()}")
     return RateRow(
         codec=CODEC,
         config=label,
         sequence=spec.name,
         class_name=spec.class_name,
-        rate_control=RATE_CONTROL,
-        quality=quality_value(quality),
+        rate_control=target.rate_control,
+        quality=quality_value(target.value),
         frames=count,
         width=info.width,
         height=info.height,
@@ -279,17 +301,17 @@ def measure_point(model: CodecModel, source: SourceVideo, quality: int, *, label
         encode_fps=count / encoded.seconds,
         decode_fps=count / decode_seconds,
         tools=model_tools(model),
-        settings=options,
+        settings=described,
         bpp_estimated=estimated,
     )
 
 
 @dataclass(frozen=True)
 class EvalPoint:
-    """One (sequence, quality) point of an evaluation; `skipped` when it was already done."""
+    """One (sequence, target) point of an evaluation; `skipped` when it was already done."""
 
     sequence: SequenceSpec
-    quality: int
+    target: EvalTarget
     row: RateRow
     skipped: bool
 
@@ -305,43 +327,45 @@ def check_store_weights(store: ResultStore, label: str, tools: dict[str, str]) -
                 "or give this run another --label")
 
 
-def run_eval(model: CodecModel, sequences: Sequence[SequenceSpec], qualities: Sequence[int],
-             store: ResultStore, *, label: str | None = None,
-             settings: EvalSettings | None = None, device: torch.device | str = "cpu",
+def run_eval(model: CodecModel, sequences: Sequence[SequenceSpec],
+             targets: Sequence[EvalTarget | int], store: ResultStore, *,
+             label: str | None = None, settings: EvalSettings | None = None,
              stream_dir: str | Path | None = None) -> Iterator[EvalPoint]:
-    """Measure every sequence at every quality, skipping points the store already has.
+    """Measure every sequence at every target (a quality, as an int, or an `EvalTarget`),
+    skipping points the store already has.
 
     Yields after each point (new or skipped); each new row is saved before it is yielded.
     Streams are written to `stream_dir` and kept, or to a temporary folder and deleted.
+    The device is the settings' `options.device`.
     """
     settings = settings or EvalSettings()
-    device = torch.device(device)
-    qualities = [check_quality(q) for q in qualities]
-    if settings.reset_interval < 0 or (settings.intra_period or 0) < 0:
+    points = [t if isinstance(t, EvalTarget) else EvalTarget.quality(t) for t in targets]
+    if (settings.intra_period or 0) < 0:
         raise InputFormatError("reset interval and intra period must be >= 0")
     label = label or model.name
-    model = model.to(device).eval()
+    model = model.to(settings.options.device).eval()
     check_store_weights(store, label, model_tools(model))
     with tempfile.TemporaryDirectory(prefix="ufvc-eval-") as workdir:
         folder = Path(stream_dir) if stream_dir is not None else Path(workdir)
         folder.mkdir(parents=True, exist_ok=True)
         for spec in sequences:
-            keys = [(CODEC, label, spec.name, RATE_CONTROL, q) for q in qualities]
             source = None
-            for quality, key in zip(qualities, keys, strict=True):
+            for target in points:
+                key = (CODEC, label, spec.name, target.rate_control,
+                       quality_value(target.value))
                 if key in store:
                     done = next(row for row in store.rows if row.key == key)
-                    yield EvalPoint(spec, quality, done, skipped=True)
+                    yield EvalPoint(spec, target, done, skipped=True)
                     continue
                 if source is None:
                     source = load_source(spec)
-                path = folder / stream_name(spec, label, quality)
-                row = measure_point(model, source, quality, label=label, spec=spec,
-                                    settings=settings, device=device, stream_path=path)
+                path = folder / stream_name(spec, label, target)
+                row = measure_point(model, source, target, label=label, spec=spec,
+                                    settings=settings, stream_path=path)
                 if stream_dir is None:
                     path.unlink()
                 store.add(row)
-                yield EvalPoint(spec, quality, row, skipped=False)
+                yield EvalPoint(spec, target, row, skipped=False)
 
 
 def load_codec_model(spec: str | None, *, checkpoint: str | None = None,

@@ -30,6 +30,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader
 from tqdm import tqdm
 
+from ufvc.codec.options import PRECISION_DTYPES
 from ufvc.errors import CheckpointError, InputFormatError
 from ufvc.models import checkpoint as model_files
 from ufvc.models.registry import CodecModel, get_model_spec, shipped_weights_path
@@ -125,7 +126,7 @@ def resolve_precision(precision: str, device: torch.device) -> torch.dtype | Non
         return torch.bfloat16
     if precision == "fp16" and device.type != "cuda":
         raise InputFormatError("precision fp16 needs a CUDA device (use bf16 on the CPU)")
-    return {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}[precision]
+    return None if precision == "fp32" else PRECISION_DTYPES[precision]
 
 
 def _replace_config(base: Any, changes: dict[str, Any], what: str) -> Any:
