@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from ufvc.commands._options import add_rate_options, add_threads_option, default_threads
+from ufvc.commands._options import add_rate_options, add_threads_option, torch_threads
 from ufvc.defaults import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL, DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import InputFormatError
 
@@ -76,7 +76,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ufvc.codec.options import CodingOptions
-    from ufvc.eval.bench import resolve_device, torch_threads
+    from ufvc.eval.bench import resolve_device
     from ufvc.eval.neural import EvalSettings, EvalTarget, load_codec_model, run_eval
     from ufvc.eval.results import ResultStore
     from ufvc.eval.testsets import load_testset
@@ -95,7 +95,7 @@ def run(args: argparse.Namespace) -> int:
     store = ResultStore(args.output)
     measured: list = []
     skipped = 0
-    with torch_threads(args.threads or default_threads()):
+    with torch_threads(args.threads):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
         label = args.label or model.name
