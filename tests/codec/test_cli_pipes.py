@@ -114,6 +114,13 @@ def test_an_encode_never_writes_over_its_input(tmp_path, coded, capsys, flag) ->
     assert not (tmp_path / "x.ufv").exists()
 
 
+def test_two_outputs_on_stdout_are_refused(coded, capsys) -> None:
+    source, _ = coded
+    assert main(["encode", str(source), "-o", "-", "--recon", "-", *TINY]) == 5
+    err = capsys.readouterr().err.strip().splitlines()
+    assert len(err) == 1 and "stdout" in err[0]
+
+
 def test_a_decode_never_writes_over_its_stream(coded, capsys) -> None:
     _, stream = coded
     before = stream.read_bytes()

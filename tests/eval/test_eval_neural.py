@@ -15,9 +15,9 @@ import torch
 
 from ufvc.cli import main
 from ufvc.codec import CodingOptions, open_stream
+from ufvc.codec.options import torch_threads
 from ufvc.errors import InputFormatError, UfvcError
 from ufvc.eval.anchors import encoder_available
-from ufvc.eval.bench import torch_threads
 from ufvc.eval.neural import (
     EvalSettings,
     decode_and_verify,

@@ -39,7 +39,6 @@ import tempfile
 import time
 import traceback
 import warnings
-import zlib
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -54,6 +53,7 @@ from ufvc.bitstream.format import (
     RecordType,
     SequenceHeader,
     StreamIndex,
+    crc32,
 )
 
 FAILURES = ("different", "traceback", "hang", "memory", "crash")
@@ -175,7 +175,7 @@ def record_field(name: str) -> tuple[int, str]:
 def fix_header_crc(data: bytearray) -> None:
     length = struct.unpack_from("<H", data, 6)[0]
     if CRC_SIZE <= length <= len(data):
-        crc = zlib.crc32(bytes(data[: length - CRC_SIZE]))
+        crc = crc32(bytes(data[: length - CRC_SIZE]))
         struct.pack_into("<I", data, length - CRC_SIZE, crc)
 
 
@@ -184,8 +184,8 @@ def fix_record_crc(data: bytearray, offset: int) -> None:
     length = struct.unpack_from("<I", data, offset + 8)[0]
     end = offset + RECORD_HEADER_SIZE + length
     if end <= len(data):
-        crc = zlib.crc32(bytes(data[offset + RECORD_HEADER_SIZE : end]),
-                         zlib.crc32(bytes(data[offset : offset + RecordHeader.CRC_COVERS])))
+        crc = crc32(bytes(data[offset : offset + RecordHeader.CRC_COVERS]),
+                    bytes(data[offset + RECORD_HEADER_SIZE : end]))
         struct.pack_into("<I", data, offset + 12, crc)
 
 
@@ -216,7 +216,7 @@ def set_model_id(data: bytes, model_id: bytes) -> bytes:
     body += bytes([len(model_id) & 0xFF]) + model_id
     body += data[id_start + id_length : layout.header_length - CRC_SIZE]
     struct.pack_into("<H", body, 6, len(body) + CRC_SIZE)
-    header = bytes(body) + struct.pack("<I", zlib.crc32(bytes(body)))
+    header = bytes(body) + struct.pack("<I", crc32(bytes(body)))
     return reindex(header + data[layout.header_length :])
 
 

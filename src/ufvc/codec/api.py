@@ -145,8 +145,8 @@ def encode(
     """
     options = coding_options(options, **changes)
     reader_settings = check_reader_options(reader_options)
-    for number, path in enumerate((output, recon)):
-        check_not_input(path, [source, output][:number + 1])
+    check_not_input(output, [source])
+    check_not_input(recon, [source, output])
     psnr = SequencePsnr()
     if max_frames is not None and max_frames < 1:
         raise InputFormatError(f"frame limit must be >= 1, got {max_frames}")

@@ -330,6 +330,7 @@ class Encoder:
         self._scenecut = (SceneCutDetector(options.scenecut) if options.scenecut is not None
                           else None)
         self.scene_cuts: list[int] = []  # frames where a detected cut put an intra frame
+        self._qp_tensors: dict[int, torch.Tensor] = {}  # by qp, made once on the device
         self._state: ChunkState | None = None
         self._last_intra = 0
         self._next_frame = 0
@@ -413,6 +414,13 @@ class Encoder:
         parts = (z_writer.finish(), y_writer.finish(), RECON_CRC.pack(recon_crc(recon)))
         return CodedRecord(Record(kind, first, len(frames), qp, reset, parts), recon, frames)
 
+    def _qp_tensor(self, qp: int) -> torch.Tensor:
+        """The networks' qp input, kept per qp: no new device tensor for every record."""
+        tensor = self._qp_tensors.get(qp)
+        if tensor is None:
+            tensor = self._qp_tensors[qp] = torch.tensor([qp], device=self.device)
+        return tensor
+
     @torch.inference_mode()
     def _code_record(self, kind: RecordKind, frames: list[Frame], first: int, reset: bool,
                      run: Callable[[torch.Tensor, EncoderChannel],
@@ -431,7 +439,7 @@ class Encoder:
             channel = EncoderChannel(self.tables.gaussian, self._skip)
             started = time.perf_counter()
             with self._compute, self._networks:
-                x_hat, state = run(torch.tensor([qp], device=self.device), channel)
+                x_hat, state = run(self._qp_tensor(qp), channel)
             network += time.perf_counter() - started - channel.coding_seconds
             finish = partial(self._finish, record_type, first, frames, reset, qp, channel,
                              models, x_hat)

@@ -127,10 +127,6 @@ class CodingOptions:
         """Whether a controller picks the qp of each record (ABR and/or VBV)."""
         return self.bitrate is not None or self.maxrate is not None
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return PRECISION_DTYPES[self.precision]
-
     def with_(self, **changes: Any) -> CodingOptions:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)

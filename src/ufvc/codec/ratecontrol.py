@@ -30,6 +30,7 @@ unless even q 0 overflows (then it warns and counts the overflow).
 
 from __future__ import annotations
 
+import functools
 import math
 from dataclasses import dataclass, field
 from enum import Enum
@@ -83,16 +84,13 @@ def estimate_y_bits(tables: GaussianTables, steps: list[tuple[np.ndarray, np.nda
     return total
 
 
-_COSTS: dict[int, np.ndarray] = {}
-
-
+# Keyed by the tables' (frozen, hashable) configuration: equal tables share one cost
+# table, and an id() key could be reused by other tables once the first are freed.
+@functools.lru_cache(maxsize=4)
 def _cost_table(tables: GaussianTables) -> np.ndarray:
     """-log2 of every table entry's probability (float32 [bins, entries])."""
-    key = id(tables)
-    if key not in _COSTS:
-        pmf = tables.pmf.astype(np.float64)
-        _COSTS[key] = (tables.precision_bits - np.log2(np.maximum(pmf, 1.0))).astype(np.float32)
-    return _COSTS[key]
+    pmf = tables.pmf.astype(np.float64)
+    return (tables.precision_bits - np.log2(np.maximum(pmf, 1.0))).astype(np.float32)
 
 
 @dataclass

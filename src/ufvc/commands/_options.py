@@ -184,6 +184,9 @@ def check_outputs(
     named = [path for path in outputs if path is not None]
     for number, path in enumerate(named):
         check_not_input(path, inputs + named[:number])
+        # check_not_input lets `-` pass (stdin is no file): two outputs on stdout would mix.
+        if is_stdio(path) and any(is_stdio(other) for other in named[:number]):
+            raise OutputError("only one output can go to stdout (-)")
         if is_stdio(path) or is_special_file(path) or os.path.isdir(path):
             continue
         if not overwrite and os.path.lexists(path):

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
 from ufvc.defaults import ANCHOR_CODECS, ANCHOR_MODES
+
+if TYPE_CHECKING:  # the module itself loads the eval modules only when the command runs
+    from ufvc.eval.results import RateRow
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -40,7 +44,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _summary(rows: list) -> str:
+def _summary(rows: list[RateRow]) -> str:
     lines = ["sequence          q      bpp   kbps  PSNR-Y  PSNR-YUV  enc fps  dec fps"]
     for row in rows:
         lines.append(f"{row.sequence[:16]:16s} {row.rate_control}{row.quality:<4g} "
@@ -62,7 +66,7 @@ def run(args: argparse.Namespace) -> int:
                            rate_control=rate_control, threads=args.threads)
     sequences = [spec.with_frames(args.frames) for spec in load_testset(args.testset)]
     store = ResultStore(args.output)
-    measured: list = []
+    measured: list[RateRow] = []
     skipped = 0
     with tqdm(total=len(sequences) * len(qualities), desc=config.name, unit="point",
               file=sys.stderr) as progress:

@@ -8,7 +8,7 @@ import shlex
 import sys
 from pathlib import Path
 
-from ufvc.commands._options import add_threads_option, default_threads
+from ufvc.commands._options import add_threads_option, default_threads, torch_threads
 from ufvc.commands.encode import add_graphs_option, add_speed_options
 from ufvc.defaults import DEFAULT_BENCH_QUALITY, DEFAULT_MODEL, DEFAULT_SIZES, NAMED_SIZES
 from ufvc.errors import OutputError
@@ -82,7 +82,7 @@ def command_line(args: argparse.Namespace) -> str:
 
 def run(args: argparse.Namespace) -> int:
     from ufvc.codec.options import CodingOptions
-    from ufvc.eval.bench import parse_frame_size, resolve_device, run_bench, torch_threads
+    from ufvc.eval.bench import parse_frame_size, resolve_device, run_bench
     from ufvc.eval.neural import load_codec_model
 
     sizes = [parse_frame_size(text) for text in args.sizes]

@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import TYPE_CHECKING
 
-from ufvc.commands._options import add_rate_options, add_threads_option, default_threads
+from ufvc.commands._options import add_rate_options, add_threads_option, torch_threads
 from ufvc.defaults import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL, DEFAULT_SKIP_THRESHOLD
 from ufvc.errors import InputFormatError
+
+if TYPE_CHECKING:  # the module itself loads torch only when the command runs
+    from ufvc.eval.results import RateRow
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -62,7 +66,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _summary(rows: list) -> str:
+def _summary(rows: list[RateRow]) -> str:
     lines = ["sequence          q       bpp  est.bpp   kbps  PSNR-Y  PSNR-YUV  enc fps  dec fps"]
     for row in rows:
         estimate = "" if row.bpp_estimated is None else f"{row.bpp_estimated:.4f}"
@@ -76,7 +80,7 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from ufvc.codec.options import CodingOptions
-    from ufvc.eval.bench import resolve_device, torch_threads
+    from ufvc.eval.bench import resolve_device
     from ufvc.eval.neural import EvalSettings, EvalTarget, load_codec_model, run_eval
     from ufvc.eval.results import ResultStore
     from ufvc.eval.testsets import load_testset
@@ -93,9 +97,9 @@ def run(args: argparse.Namespace) -> int:
                else [EvalTarget.bitrate(rate) for rate in args.bitrate])
     sequences = [spec.with_frames(args.frames) for spec in load_testset(args.testset)]
     store = ResultStore(args.output)
-    measured: list = []
+    measured: list[RateRow] = []
     skipped = 0
-    with torch_threads(args.threads or default_threads()):
+    with torch_threads(args.threads):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
         label = args.label or model.name

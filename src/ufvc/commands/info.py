@@ -5,10 +5,13 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from ufvc.defaults import DEFAULT_FRAME_SIZE, MAC_CONVENTIONS
 from ufvc.errors import InputFormatError
+
+if TYPE_CHECKING:  # the module itself loads torch only when the command runs
+    from ufvc.models.complexity import CodecCost, ModelComplexity
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -33,7 +36,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.set_defaults(func=run)
 
 
-def _codec_table(cost) -> list[str]:
+def _codec_table(cost: CodecCost) -> list[str]:
     n = cost.frames_per_call
     unit = "per frame" if n == 1 else f"per frame (one {n}-frame call / {n})"
     lines = [f"{cost.codec} codec, GMAC {unit}",
@@ -69,8 +72,8 @@ def _model_text(report: dict[str, Any]) -> str:
     from ufvc.models.registry import shipped_weights_path
 
     spec = report["spec"]
-    main = report["complexity"]
-    paper = report["paper_convention"]
+    main: ModelComplexity = report["complexity"]
+    paper: ModelComplexity = report["paper_convention"]
     shipped = shipped_weights_path(spec)
     weights = str(shipped) if shipped else "none (deterministic recipe weights, untrained)"
     lines = [

@@ -46,7 +46,6 @@ from ufvc.codec import CodedRecord, CodingOptions, Decoder, Encoder, encode_fram
 from ufvc.codec.compile import compile_available, compile_notes
 from ufvc.codec.core import Timing, check_graphs_device, compute_context, default_pipeline
 from ufvc.codec.options import dtype_name
-from ufvc.codec.options import torch_threads as torch_threads  # re-exported for callers
 from ufvc.defaults import NAMED_SIZES
 from ufvc.errors import InputFormatError
 from ufvc.io import parse_size
