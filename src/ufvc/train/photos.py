@@ -29,8 +29,10 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ufvc.errors import InputFormatError, UfvcError
+from ufvc.train.sources import IMAGE_SUFFIXES as SOURCE_SUFFIXES
 
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".ppm", ".pgm", ".tif", ".tiff")
+# What training reads, plus the netpbm files of libjxl's test data (PIL reads them).
+IMAGE_SUFFIXES = (*SOURCE_SUFFIXES, ".ppm", ".pgm")
 VAL_PERCENT = 10  # share of picture families held out for validation
 
 
