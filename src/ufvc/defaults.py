@@ -13,7 +13,10 @@ DEFAULT_QUALITY = 40
 DEFAULT_RESET_INTERVAL = 32  # frames between memory resets, as in the release
 DEFAULT_SKIP_THRESHOLD = 0.15  # the release's test setting; 0 disables skipping
 DEFAULT_SCENECUT = 10.0  # ufvc.codec.scenecut: % mean luma change that starts a new scene
-PRECISIONS = ("fp32", "bf16", "fp16")
+# The networks' arithmetic: "portable" decodes to the same bytes on every machine
+# (ufvc.nn.exact); the float ones only where the encoder's kernels are reproduced.
+PRECISIONS = ("portable", "fp32", "bf16", "fp16")
+DEFAULT_PRECISION = "portable"
 
 # ufvc bench
 NAMED_SIZES: dict[str, tuple[int, int]] = {

@@ -22,7 +22,7 @@ import numpy as np
 from PIL import Image
 
 from ufvc.cli import Terminated, sigterm_raises
-from ufvc.defaults import DEFAULT_MODEL, PRECISIONS
+from ufvc.defaults import DEFAULT_MODEL, DEFAULT_PRECISION, PRECISIONS
 from ufvc.errors import UfvcError
 from ufvc.io import open_reader, open_writer
 
@@ -79,7 +79,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--frames", type=int, default=33, help="frames to code")
     parser.add_argument("--quality", type=int, default=40, help="0..63, higher is better")
     parser.add_argument("--model", default=DEFAULT_MODEL)
-    parser.add_argument("--precision", choices=PRECISIONS, default="fp32",
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
                         help="arithmetic of the networks (bf16: faster on CPUs with bf16 units)")
     parser.add_argument("--threads", type=int, help="CPU threads (default: the free cores)")
     parser.add_argument("--out", default="out/demo", help="output folder")

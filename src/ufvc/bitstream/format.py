@@ -51,7 +51,7 @@ RESET_FLAG = 0x01  # record flags bit 0 (section 3.1)
 
 CHROMA_FORMAT_IDS = {"420": 1, "444": 3}  # section 2.2, H.265 chroma_format_idc values
 CHROMA_BY_ID = {v: k for k, v in CHROMA_FORMAT_IDS.items()}
-PRECISION_IDS = {"fp32": 0, "bf16": 1, "fp16": 2}  # section 2.2, compute_precision
+PRECISION_IDS = {"fp32": 0, "bf16": 1, "fp16": 2, "portable": 3}  # 2.2, compute_precision
 PRECISION_BY_ID = {v: k for k, v in PRECISION_IDS.items()}
 
 

@@ -61,6 +61,7 @@ from ufvc.models.intra import IntraCodec
 from ufvc.models.registry import CodecModel
 from ufvc.models.video import FRAME_MULTIPLE, LATENT_MULTIPLE, ChunkState
 from ufvc.nn.deterministic import use_deterministic_convs
+from ufvc.nn.exact import use_float_arithmetic
 
 # z tables as `CodingTables.for_model` builds them: symbol range and precision.
 Z_TABLE_PARAMETERS = (-64, 63, 16)
@@ -118,16 +119,25 @@ class CodingTables:
         return cls(gaussian, CoderModels(gaussian, intra_z), CoderModels(gaussian, video_z), digest)
 
 
-def prepare_model(model: CodecModel) -> CodecModel:
-    """Put a model in the state the codec needs: eval mode, thread-count-invariant convolutions.
+def prepare_model(model: CodecModel, precision: str) -> CodecModel:
+    """Put a model in the state the codec needs for `precision`: eval mode, GEMM
+    convolutions, and for "portable" the exact arithmetic of what the decoder recomputes
+    (`ufvc.nn.exact`); a float precision switches a portable model back.
 
-    On CUDA, TF32 is switched off: it flips symbols between runs of the same stream.
+    On CUDA, TF32 and reduced-precision GEMM reductions are switched off: TF32 flips
+    symbols between runs of the same stream, and both break the portable arithmetic's
+    exact sums.
     """
     model.eval()
+    use_float_arithmetic(model)
     use_deterministic_convs(model)
+    if precision == "portable":
+        model.make_portable()
     if any(p.is_cuda for p in model.parameters()):
         torch.backends.cuda.matmul.allow_tf32 = False
         torch.backends.cudnn.allow_tf32 = False
+        torch.backends.cuda.matmul.allow_fp16_reduced_precision_reduction = False
+        torch.backends.cuda.matmul.allow_bf16_reduced_precision_reduction = False
     return model
 
 
@@ -142,7 +152,7 @@ def compute_context(precision: str, device: torch.device, *, graphs: bool = Fals
     casts are exact, so the results are the same.
     """
     dtype = precision_dtype(precision)
-    if precision == "fp32":
+    if dtype == torch.float32:
         return nullcontext()
     if precision == "fp16" and device.type != "cuda":
         raise InputFormatError("fp16 runs the networks on a CUDA device only (--device cuda); "
@@ -290,7 +300,7 @@ class Encoder:
             raise InputFormatError(f"bit depth must be 8 or 10, got {info.bit_depth}")
         self.options = options
         self.device = torch.device(options.device)
-        self.model = prepare_model(model.to(self.device))
+        self.model = prepare_model(model.to(self.device), options.precision)
         self.info = info
         self.pipeline = (default_pipeline(self.device) if options.pipeline is None
                          else options.pipeline)
@@ -575,7 +585,7 @@ class Decoder:
                 "the stream was encoded with torch.compile'd networks, and decoding it "
                 "compiles them too (runs a C compiler): pass --compile to decode it"
             )
-        self.model = prepare_model(model.to(device))
+        self.model = prepare_model(model.to(device), header.compute_precision)
         self.header = header
         self.device = torch.device(device)
         self.pipeline = default_pipeline(self.device) if pipeline is None else pipeline

@@ -17,6 +17,7 @@ from typing import Any
 import torch
 
 from ufvc.defaults import (
+    DEFAULT_PRECISION,
     DEFAULT_QUALITY,
     DEFAULT_RESET_INTERVAL,
     DEFAULT_SCENECUT,
@@ -28,7 +29,7 @@ from ufvc.errors import InputFormatError
 
 # The arithmetic the networks run in, by the names the CLI, the header and training use.
 PRECISION_DTYPES: dict[str, torch.dtype] = dict(
-    zip(PRECISIONS, (torch.float32, torch.bfloat16, torch.float16), strict=True)
+    zip(PRECISIONS, (torch.float32, torch.float32, torch.bfloat16, torch.float16), strict=True)
 )
 
 _RATE = re.compile(r"^\s*(\d+(?:\.\d*)?|\.\d+)\s*([kKmMgG]?)(?:bps|b/s|b)?\s*$")
@@ -60,7 +61,7 @@ def check_quality(quality: int) -> int:
 
 
 def precision_dtype(precision: str) -> torch.dtype:
-    """The torch dtype of a precision name (fp32, bf16, fp16)."""
+    """The torch dtype of a precision name (portable and fp32 compute in float32)."""
     if precision not in PRECISION_DTYPES:
         raise InputFormatError(f"precision must be one of {', '.join(PRECISIONS)}, "
                                f"got {precision!r}")
@@ -94,7 +95,7 @@ class CodingOptions:
     reset_interval: int = DEFAULT_RESET_INTERVAL
     scenecut: float | None = DEFAULT_SCENECUT
     skip_threshold: float = DEFAULT_SKIP_THRESHOLD
-    precision: str = "fp32"
+    precision: str = DEFAULT_PRECISION
     compile: bool = False
     cuda_graphs: bool = False
     pipeline: bool | None = None

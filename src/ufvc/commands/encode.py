@@ -25,6 +25,7 @@ from ufvc.commands._options import (
 )
 from ufvc.defaults import (
     DEFAULT_MODEL,
+    DEFAULT_PRECISION,
     DEFAULT_QUALITY,
     DEFAULT_RESET_INTERVAL,
     DEFAULT_SKIP_THRESHOLD,
@@ -112,9 +113,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         f"{DEFAULT_SKIP_THRESHOLD})",
     )
     parser.add_argument(
-        "--precision", choices=PRECISIONS, default="fp32",
-        help="arithmetic of the networks; bf16 is faster on CPUs with bf16 units, fp16 is "
-        "for CUDA devices; the decoder follows the stream (default fp32)",
+        "--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+        help="arithmetic of the networks: portable streams decode to the same bytes on "
+        "every machine; fp32, bf16 (faster on CPUs with bf16 units) and fp16 (CUDA) decode "
+        "only where the encoder's float kernels are reproduced; the decoder follows the "
+        f"stream (default {DEFAULT_PRECISION})",
     )
     parser.add_argument("--recon", metavar="FILE",
                         help="also write the encoder's reconstruction (what decode gives)")

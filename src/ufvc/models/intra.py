@@ -201,6 +201,12 @@ class IntraCodec(nn.Module):
     the `channel` decides what happens to the quantised symbols.
     """
 
+    # What a decoder recomputes (the portable arithmetic covers these; the analysis
+    # transforms `enc` and `hyper_enc` run only in the encoder and stay in float).
+    DECODER_PARTS = ("hyper_dec", "y_prior_fusion", "y_spatial_prior_reduction",
+                     "y_spatial_prior_adaptor_1", "y_spatial_prior_adaptor_2",
+                     "y_spatial_prior_adaptor_3", "y_spatial_prior", "dec")
+
     def __init__(self, cfg: IntraCodecConfig = INTRA) -> None:
         super().__init__()
         self.config = cfg

@@ -31,6 +31,7 @@ from ufvc.models.qp_tables import step_table
 from ufvc.models.recipe import recipe_state_dict
 from ufvc.models.spatial_prior import EntropyMode
 from ufvc.models.video import HTL, HTS, LD, TINY, ChunkCodec, ChunkCodecConfig, ReconLayout
+from ufvc.nn.exact import make_portable
 
 WEIGHTS_PACKAGE = "ufvc.weights"  # shipped .ufvm files live in src/ufvc/weights/
 
@@ -176,6 +177,16 @@ class CodecModel(nn.Module):
         return ckpt.state_digest(
             {"intra": self.intra.state_dict(), "video": self.video.state_dict()}
         )
+
+    def make_portable(self) -> CodecModel:
+        """Run everything a decoder recomputes in the portable arithmetic (`ufvc.nn.exact`),
+        in place; the encoders' analysis transforms stay in float."""
+        for codec in (self.intra, self.video):
+            for name in codec.DECODER_PARTS:
+                part = getattr(codec, name, None)
+                if part is not None:
+                    make_portable(part)
+        return self
 
     def load_recipe_weights(self) -> None:
         """The deterministic fixture-recipe weights (the official keys decide every value)."""

@@ -166,6 +166,15 @@ class ChunkResult:
 class ChunkCodec(nn.Module):
     """DCVC-UF video model (official class DMC) built from a `ChunkCodecConfig`."""
 
+    # What a decoder recomputes (the portable arithmetic covers these; `encoder` and
+    # `hyper_encoder` run only in the encoder and stay in float). Absent names (the
+    # checkerboard prior has no reduction or adaptors) are skipped.
+    DECODER_PARTS = ("feature_adaptor_i", "feature_adaptor_m", "feature_extractor",
+                     "hyper_decoder", "temporal_prior_encoder", "y_prior_fusion",
+                     "y_spatial_prior_reduction", "y_spatial_prior_adaptor_1",
+                     "y_spatial_prior_adaptor_2", "y_spatial_prior_adaptor_3",
+                     "y_spatial_prior", "decoder", "recon_head")
+
     def __init__(self, config: ChunkCodecConfig) -> None:
         super().__init__()
         c = config

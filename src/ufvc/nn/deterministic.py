@@ -32,15 +32,37 @@ def _gemm(rows: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None) -
     return out[:count]
 
 
+def _is_pointwise(conv: nn.Conv2d) -> bool:
+    return (conv.kernel_size == (1, 1) and conv.stride == (1, 1) and conv.padding == (0, 0)
+            and conv.dilation == (1, 1))
+
+
+def gemm_conv2d(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor,
+                bias: torch.Tensor | None) -> torch.Tensor:
+    """`conv`'s dense convolution of x with `weight` (Conv2d layout) as one GEMM: a product
+    over channels for 1x1 kernels, im2col (`F.unfold`) and a product otherwise."""
+    batch, channels, height, width = x.shape
+    out_channels = weight.shape[0]
+    if _is_pointwise(conv):
+        # Free of copies when x is channels_last; the result is channels_last too.
+        rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
+        out_h, out_w = height, width
+    else:
+        kh, kw = conv.kernel_size
+        (sh, sw), (ph, pw), (dh, dw) = conv.stride, conv.padding, conv.dilation
+        out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1
+        out_w = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
+        cols = F.unfold(x, conv.kernel_size, conv.dilation, conv.padding, conv.stride)
+        rows = cols.transpose(1, 2).reshape(batch * out_h * out_w, -1)
+    y = _gemm(rows, weight.view(out_channels, -1).t(), bias)
+    return y.view(batch, out_h, out_w, out_channels).permute(0, 3, 1, 2)
+
+
 class PointwiseConv2d(nn.Conv2d):
     """An `nn.Conv2d` with a 1x1 kernel, evaluated as a GEMM over the channel axis."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, channels, height, width = x.shape
-        # Free of copies when x is channels_last; the result is channels_last too.
-        rows = x.permute(0, 2, 3, 1).reshape(-1, channels)
-        y = _gemm(rows, self.weight.view(self.out_channels, channels).t(), self.bias)
-        return y.view(batch, height, width, self.out_channels).permute(0, 3, 1, 2)
+        return gemm_conv2d(self, x, self.weight, self.bias)
 
 
 class UnfoldConv2d(nn.Conv2d):
@@ -51,15 +73,7 @@ class UnfoldConv2d(nn.Conv2d):
     """
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        batch, _, height, width = x.shape
-        kh, kw = self.kernel_size
-        (sh, sw), (ph, pw), (dh, dw) = self.stride, self.padding, self.dilation
-        out_h = (height + 2 * ph - dh * (kh - 1) - 1) // sh + 1
-        out_w = (width + 2 * pw - dw * (kw - 1) - 1) // sw + 1
-        cols = F.unfold(x, self.kernel_size, self.dilation, self.padding, self.stride)
-        rows = cols.transpose(1, 2).reshape(batch * out_h * out_w, -1)
-        y = _gemm(rows, self.weight.view(self.out_channels, -1).t(), self.bias)
-        return y.view(batch, out_h, out_w, self.out_channels).permute(0, 3, 1, 2)
+        return gemm_conv2d(self, x, self.weight, self.bias)
 
 
 def use_deterministic_convs(model: nn.Module) -> nn.Module:
@@ -67,11 +81,5 @@ def use_deterministic_convs(model: nn.Module) -> nn.Module:
     for module in model.modules():
         if type(module) is not nn.Conv2d or module.groups != 1 or module.padding_mode != "zeros":
             continue
-        pointwise = (
-            module.kernel_size == (1, 1)
-            and module.stride == (1, 1)
-            and module.padding == (0, 0)
-            and module.dilation == (1, 1)
-        )
-        module.__class__ = PointwiseConv2d if pointwise else UnfoldConv2d
+        module.__class__ = PointwiseConv2d if _is_pointwise(module) else UnfoldConv2d
     return model

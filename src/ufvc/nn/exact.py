@@ -1,0 +1,254 @@
+"""Portable arithmetic: networks that compute the same bits on every machine.
+
+A decoder must recompute its encoder's entropy parameters and reconstructions exactly,
+on another CPU, instruction set, GPU, thread count or PyTorch version. Float kernels do
+not promise that: a convolution sums its products in an order of the kernel's choosing,
+and sigmoid or exp are approximations that differ between implementations. This module
+keeps the float kernels (their speed) and removes the freedom they have:
+
+* **Every sum is exact.** A convolution's input is rounded to a fixed-point grid
+  (``n * 2**-e``, ``|n| <= 2**bits``) and its weights to integers per output channel
+  (``m * 2**-g``), with ``2**bits * sum|m| + |bias units| <= 2**24`` for every output
+  channel. Every product and partial sum is then an integer multiple of one power of
+  two below 2**24 in magnitude, which float32 represents exactly, so any summation order,
+  blocking, thread split or instruction set gives the same result.
+* **The grid follows the data, exactly.** ``e`` is derived from the tensor's largest
+  magnitude (a max is exact) with ``frexp`` (exact), so no calibration is stored and
+  every machine picks the same grid.
+* **No library transcendental.** WSiLU is a lookup table indexed by the input's grid
+  position; its entries are computed once per grid in float64 and rounded to the grid,
+  with near-ties decided in exact decimal arithmetic, so every machine builds the same
+  table.
+* **Everything else is one IEEE operation at a time** (an add, a per-channel multiply, a
+  division, a rounding), which IEEE 754 defines to the bit; eager PyTorch runs each as
+  its own kernel, and inductor compiles without contraction or reassociation.
+
+``make_portable(module)`` switches the convolutions and DC blocks of a (decoder-side)
+module to this arithmetic in place; parameters stay as they are.
+"""
+
+from __future__ import annotations
+
+import math
+from decimal import Decimal, localcontext
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from ufvc.errors import CorruptStreamError
+from ufvc.nn.blocks import DCBlock
+from ufvc.nn.deterministic import gemm_conv2d
+
+ACC_LIMIT = 2**23  # integer units an accumulator may reach from products (and from bias)
+ACT_BITS = 12  # grid positions on each side of zero in a WSiLU table: 2**12
+MIN_INPUT_BITS, MAX_INPUT_BITS = 6, 15  # range of a convolution's input precision
+MAX_EXPONENT = 48  # |e|, |g| <= 48: every 2**-(e + g) stays a normal float32
+
+
+def grid_exponent(x: torch.Tensor, bits: int) -> int:
+    """The exponent e of the finest grid n * 2**-e with |n| <= 2**bits holding all of x."""
+    amax = float(x.detach().abs().amax()) if x.numel() else 0.0
+    if not math.isfinite(amax):
+        raise CorruptStreamError("the networks produced a non-finite value (corrupt stream?)")
+    if amax == 0.0:
+        return bits
+    _, exponent = math.frexp(amax)  # amax = m * 2**exponent, 0.5 <= m < 1
+    return max(-MAX_EXPONENT, min(bits - exponent, MAX_EXPONENT))
+
+
+def integer_weights(weight: torch.Tensor, input_bits: int
+                    ) -> tuple[torch.Tensor, torch.Tensor]:
+    """Integer weights m [O, K] and exponents g [O]: w ~ m * 2**-g with
+    2**input_bits * sum|m| <= ACC_LIMIT per output channel."""
+    w = weight.detach().double().flatten(1)
+    l1 = w.abs().sum(1)
+    budget = ACC_LIMIT / 2**input_bits
+    safe = torch.where(l1 > 0, l1, torch.ones_like(l1))
+    g = torch.floor(torch.log2(budget / safe)).clamp(-MAX_EXPONENT, MAX_EXPONENT)
+    m = torch.round(w * torch.exp2(g)[:, None])
+    over = m.abs().sum(1) > budget  # rounding up may cross the budget: one bit less
+    g = torch.where(over, g - 1, g)
+    m = torch.round(w * torch.exp2(g)[:, None])
+    return m, g.long()
+
+
+def _balanced_input_bits(weight: torch.Tensor) -> int:
+    """Input precision of a convolution: as many bits as its typical integer weight gets."""
+    for bits in range(MAX_INPUT_BITS, MIN_INPUT_BITS - 1, -1):
+        m, _ = integer_weights(weight, bits)
+        peak = m.abs().amax(1)
+        weight_bits = torch.log2(peak[peak > 0]).median() if bool((peak > 0).any()) else 99
+        if float(weight_bits) >= bits - 1:
+            return bits
+    return MIN_INPUT_BITS
+
+
+class ExactConv2d(nn.Conv2d):
+    """A convolution whose output is exact: input snapped to a data-derived grid, integer
+    weights, products and sums below 2**24 units (see the module docstring).
+
+    `grid_bits` set: the input is already on a grid with |n| <= 2**grid_bits (a WSiLU
+    table's output), used as it is, and the bias is added after the sum.
+    """
+
+    grid_bits: int | None = None
+
+    def exact_setup(self, grid_bits: int | None = None) -> None:
+        """Derive the integer weights from the current float weights."""
+        self.grid_bits = grid_bits
+        self.input_bits = grid_bits if grid_bits is not None else \
+            _balanced_input_bits(self.weight)
+        m, g = integer_weights(self.weight, self.input_bits)
+        self._m = m.float()
+        self._g = g
+        self._scaled: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
+        self._max_exponent = MAX_EXPONENT
+        if self.bias is not None and grid_bits is None:
+            bias = self.bias.detach().double().abs()
+            nonzero = bias > 0
+            if bool(nonzero.any()):
+                # bias units |b| * 2**(g + e) stay within ACC_LIMIT: caps e.
+                room = torch.floor(torch.log2(ACC_LIMIT / bias[nonzero])) - g[nonzero]
+                self._max_exponent = int(min(MAX_EXPONENT, float(room.min())))
+
+    def _weights_at(self, exponent: int) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """Weights m * 2**-(g + e) in the Conv2d layout and the bias on the same grid."""
+        cached = self._scaled.get(exponent)
+        if cached is not None and cached[0].device == self.weight.device:
+            return cached
+        scale = torch.exp2(-(self._g + exponent).double())
+        weight = (self._m.double() * scale[:, None]).float().view_as(self.weight)
+        bias = None
+        if self.bias is not None:
+            bias = (torch.round(self.bias.detach().double() / scale) * scale).float()
+        weight, bias = weight.to(self.weight.device), None if bias is None else \
+            bias.to(self.weight.device)
+        self._scaled[exponent] = (weight, bias)
+        return weight, bias
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.grid_bits is not None:
+            weight, _ = self._weights_at(0)
+            out = _conv(self, x, weight, None)
+            return out if self.bias is None else out + self.bias.float()[:, None, None]
+        exponent = min(grid_exponent(x, self.input_bits), self._max_exponent)
+        n = torch.round(x * 2.0**exponent)  # |n| <= 2**input_bits by the choice of e
+        weight, bias = self._weights_at(exponent)
+        return _conv(self, n, weight, bias)
+
+
+def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor,
+          bias: torch.Tensor | None) -> torch.Tensor:
+    """conv's convolution with other weights: a GEMM for dense kernels (one code path on
+    every device), the library's depthwise kernel otherwise; both exact here."""
+    if conv.groups == 1:
+        return gemm_conv2d(conv, x, weight, bias)
+    return F.conv2d(x, weight, bias, conv.stride, conv.padding, conv.dilation, conv.groups)
+
+
+def _wsilu_table(exponent: int, bits: int = ACT_BITS) -> torch.Tensor:
+    """WSiLU(n * 2**-e) rounded to the grid 2**-e, for n = -2**bits .. 2**bits (float32)."""
+    n = torch.arange(-(2**bits), 2**bits + 1, dtype=torch.float64)
+    x = n * 2.0**-exponent
+    scaled = x / (1.0 + torch.exp(-4.0 * x)) * 2.0**exponent
+    rounded = torch.round(scaled)
+    # float64 sigmoid may differ in its last bits between machines; where the value is
+    # that close to a rounding midpoint, decide in exact decimal arithmetic instead.
+    near = ((scaled - torch.floor(scaled)) - 0.5).abs() < 1e-9
+    for index in torch.nonzero(near).flatten().tolist():
+        rounded[index] = _wsilu_units_exact(int(n[index]), exponent)
+    return (rounded * 2.0**-exponent).float()
+
+
+def _wsilu_units_exact(n: int, exponent: int) -> float:
+    """round(WSiLU(n 2**-e) 2**e), half to even, in 60-digit decimal arithmetic."""
+    with localcontext() as ctx:
+        ctx.prec = 60
+        x = Decimal(n) * Decimal(2) ** -exponent
+        units = x / (1 + (Decimal(-4) * x).exp()) * Decimal(2) ** exponent
+        return float(units.to_integral_value())  # context rounding: half to even
+
+
+class WSiLUTable:
+    """WSiLU as table lookups, one table per input grid (built on first use)."""
+
+    def __init__(self, bits: int = ACT_BITS) -> None:
+        self.bits = bits
+        self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
+
+    def __call__(self, x: torch.Tensor) -> torch.Tensor:
+        """WSiLU(x) on the grid of x; |output| <= 2**bits units of that grid."""
+        x = x.float()
+        exponent = grid_exponent(x, self.bits)
+        key = (exponent, x.device)
+        table = self._tables.get(key)
+        if table is None:
+            table = self._tables[key] = _wsilu_table(exponent, self.bits).to(x.device)
+        # floor(x 2**e + 2**bits + 1/2): the grid position, from 0; the int conversion
+        # truncates, which is floor for these non-negative values.
+        position = torch.add(x * 2.0**exponent, 2**self.bits + 0.5).to(torch.int32)
+        return table.index_select(0, position.flatten()).view_as(x)
+
+
+WSILU_TABLES = WSiLUTable()
+
+
+def exact_group_sum4(x: torch.Tensor) -> torch.Tensor:
+    """channels 0::4 + 1::4 + 2::4 + 3::4 of values on one grid: exact in any order."""
+    b, c, h, w = x.shape
+    if x.is_contiguous(memory_format=torch.channels_last) and not x.is_contiguous():
+        return x.permute(0, 2, 3, 1).view(b, h, w, c // 4, 4).sum(-1).permute(0, 3, 1, 2)
+    return x.view(b, c // 4, 4, h, w).sum(dim=2)
+
+
+def make_portable(module: nn.Module) -> nn.Module:
+    """Switch every DC block and convolution inside `module` to the portable arithmetic,
+    in place (parameters unchanged; call again after the weights change)."""
+    for sub in module.modules():
+        if isinstance(sub, DCBlock):
+            sub.__class__ = ExactDCBlock
+            depthwise = sub.dc[2]
+            _to_exact(depthwise, grid_bits=ACT_BITS)
+    for sub in module.modules():
+        if isinstance(sub, nn.Conv2d) and not isinstance(sub, ExactConv2d):
+            _to_exact(sub)
+    return module
+
+
+def use_float_arithmetic(module: nn.Module) -> nn.Module:
+    """Undo `make_portable`: plain DC blocks and `nn.Conv2d`s again, in place."""
+    for sub in module.modules():
+        if isinstance(sub, ExactDCBlock):
+            sub.__class__ = DCBlock
+        elif isinstance(sub, ExactConv2d):
+            sub.__class__ = nn.Conv2d
+    return module
+
+
+def _to_exact(conv: nn.Conv2d, grid_bits: int | None = None) -> None:
+    conv.__class__ = ExactConv2d
+    conv.exact_setup(grid_bits)
+
+
+def is_portable(module: nn.Module) -> bool:
+    """True when `module` holds convolutions in the portable arithmetic."""
+    return any(isinstance(sub, ExactConv2d) for sub in module.modules())
+
+
+class ExactDCBlock(DCBlock):
+    """A DC block in the portable arithmetic: exact convolutions, table WSiLU, exact
+    group sums (the float block's structure and parameters)."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = x.float()
+        if self.adaptor is not None:
+            x = self.adaptor(x)
+        reduce, _, depthwise, expand = self.dc
+        out = x + expand(depthwise(WSILU_TABLES(reduce(x))))
+        widen, _, narrow = self.ffn
+        out = out + narrow(exact_group_sum4(WSILU_TABLES(widen(out))))
+        if self.shortcut:
+            out = out + x
+        return out
