@@ -326,7 +326,8 @@ class Encoder:
             skip_threshold=options.skip_threshold,
             gaussian=self.tables.gaussian,
             compute_precision=options.precision,
-            compiled_networks=self.compiled,
+            # Portable streams decode the same either way: compiling is a local choice.
+            compiled_networks=self.compiled and options.precision != "portable",
             cuda_graphs=options.cuda_graphs,
         )
         self._skip = self.header.skip_threshold
@@ -553,8 +554,9 @@ class Decoder:
     and hands them to the sink. Frames and errors come out as without pipelining.
 
     Every header field is checked against what this model codes with (chunk size, table
-    parameters, frame size) before anything is built or allocated from it. The networks
-    run compiled (and from CUDA graphs) exactly when the stream's header says the
+    parameters, frame size) before anything is built or allocated from it. A portable
+    stream's networks run compiled when `compile` asks (the same bits either way); a
+    float stream's networks run compiled (and from CUDA graphs) exactly when the stream's header says the
     encoder's did, as bit-exact decoding needs; but compiling runs a C compiler, so a
     stream asks for it only with the caller's consent: without `compile`, a compiled
     stream is refused (a one-line error). Graphs need a CUDA device here: on another
@@ -606,8 +608,11 @@ class Decoder:
         self.timing = Timing()
 
     def _compiled(self, compile: bool) -> bool:
-        """Whether the networks run compiled: as the stream says (a compiled stream is
-        decoded only with `compile`, see __init__)."""
+        """Whether the networks run compiled: as the caller asks for a portable stream
+        (its arithmetic is exact either way), else as the stream says (a compiled stream
+        is decoded only with `compile`, see __init__)."""
+        if self.header.compute_precision == "portable":
+            return compile and compile_available()
         if not self.header.compiled_networks:
             if compile:
                 warn("the stream was encoded without torch.compile; its networks run eagerly, "

@@ -29,14 +29,12 @@ module to this arithmetic in place; parameters stay as they are.
 
 from __future__ import annotations
 
-import math
 from decimal import Decimal, localcontext
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-from ufvc.errors import CorruptStreamError
 from ufvc.nn.blocks import DCBlock
 from ufvc.nn.deterministic import gemm_conv2d
 
@@ -44,17 +42,23 @@ ACC_LIMIT = 2**23  # integer units an accumulator may reach from products (and f
 ACT_BITS = 12  # grid positions on each side of zero in a WSiLU table: 2**12
 MIN_INPUT_BITS, MAX_INPUT_BITS = 6, 15  # range of a convolution's input precision
 MAX_EXPONENT = 48  # |e|, |g| <= 48: every 2**-(e + g) stays a normal float32
+# Grids of the WSiLU tables: 2**-e for e in this range. Larger inputs (beyond 2**28)
+# saturate at the table's ends; smaller ones (below 2**-12) get the grid 2**-24.
+TABLE_EXPONENTS = (-16, 24)
 
 
-def grid_exponent(x: torch.Tensor, bits: int) -> int:
-    """The exponent e of the finest grid n * 2**-e with |n| <= 2**bits holding all of x."""
-    amax = float(x.detach().abs().amax()) if x.numel() else 0.0
-    if not math.isfinite(amax):
-        raise CorruptStreamError("the networks produced a non-finite value (corrupt stream?)")
-    if amax == 0.0:
-        return bits
-    _, exponent = math.frexp(amax)  # amax = m * 2**exponent, 0.5 <= m < 1
-    return max(-MAX_EXPONENT, min(bits - exponent, MAX_EXPONENT))
+def pow2(k: torch.Tensor) -> torch.Tensor:
+    """2**k as float32 for integer k in -126..127, built from its bits (exact everywhere)."""
+    return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
+
+
+def grid_exponent(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """The exponent e (an int32 tensor) of the finest grid n * 2**-e with |n| <= 2**bits
+    holding all of x; an exact function of x's largest magnitude. A non-finite x gives
+    some grid (the decoder's CRC check reports such a stream)."""
+    amax = x.detach().abs().amax() if x.numel() else x.new_zeros(())
+    _, exponent = torch.frexp(amax)  # amax = m * 2**exponent, 0.5 <= m < 1 (0 for 0, inf)
+    return torch.clamp(bits - exponent.to(torch.int32), -MAX_EXPONENT, MAX_EXPONENT)
 
 
 def integer_weights(weight: torch.Tensor, input_bits: int
@@ -100,42 +104,32 @@ class ExactConv2d(nn.Conv2d):
         self.input_bits = grid_bits if grid_bits is not None else \
             _balanced_input_bits(self.weight)
         m, g = integer_weights(self.weight, self.input_bits)
-        self._m = m.float()
-        self._g = g
-        self._scaled: dict[int, tuple[torch.Tensor, torch.Tensor | None]] = {}
-        self._max_exponent = MAX_EXPONENT
+        device = self.weight.device
+        self._m = m.float().view_as(self.weight).to(device)
+        self._g = g.to(torch.int32).to(device)
+        self._grid_weight = (self._m * pow2(-self._g).view(-1, 1, 1, 1))
+        max_exponent = MAX_EXPONENT
         if self.bias is not None and grid_bits is None:
-            bias = self.bias.detach().double().abs()
+            bias = self.bias.detach().double().abs().cpu()
             nonzero = bias > 0
             if bool(nonzero.any()):
                 # bias units |b| * 2**(g + e) stay within ACC_LIMIT: caps e.
                 room = torch.floor(torch.log2(ACC_LIMIT / bias[nonzero])) - g[nonzero]
-                self._max_exponent = int(min(MAX_EXPONENT, float(room.min())))
-
-    def _weights_at(self, exponent: int) -> tuple[torch.Tensor, torch.Tensor | None]:
-        """Weights m * 2**-(g + e) in the Conv2d layout and the bias on the same grid."""
-        cached = self._scaled.get(exponent)
-        if cached is not None and cached[0].device == self.weight.device:
-            return cached
-        scale = torch.exp2(-(self._g + exponent).double())
-        weight = (self._m.double() * scale[:, None]).float().view_as(self.weight)
-        bias = None
-        if self.bias is not None:
-            bias = (torch.round(self.bias.detach().double() / scale) * scale).float()
-        weight, bias = weight.to(self.weight.device), None if bias is None else \
-            bias.to(self.weight.device)
-        self._scaled[exponent] = (weight, bias)
-        return weight, bias
+                max_exponent = int(min(MAX_EXPONENT, float(room.min())))
+        self._max_exponent = max_exponent
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = x.float()
         if self.grid_bits is not None:
-            weight, _ = self._weights_at(0)
-            out = _conv(self, x, weight, None)
+            out = _conv(self, x, self._grid_weight.to(x.device), None)
             return out if self.bias is None else out + self.bias.float()[:, None, None]
-        exponent = min(grid_exponent(x, self.input_bits), self._max_exponent)
-        n = torch.round(x * 2.0**exponent)  # |n| <= 2**input_bits by the choice of e
-        weight, bias = self._weights_at(exponent)
+        e = torch.clamp_max(grid_exponent(x, self.input_bits), self._max_exponent)
+        n = torch.round(x * pow2(e))  # |n| <= 2**input_bits by the choice of e
+        down = pow2(-(self._g.to(x.device) + e))  # 2**-(g + e) per output channel
+        weight = self._m.to(x.device) * down.view(-1, 1, 1, 1)
+        bias = None
+        if self.bias is not None:
+            bias = torch.round(self.bias.float() / down) * down
         return _conv(self, n, weight, bias)
 
 
@@ -172,24 +166,33 @@ def _wsilu_units_exact(n: int, exponent: int) -> float:
 
 
 class WSiLUTable:
-    """WSiLU as table lookups, one table per input grid (built on first use)."""
+    """WSiLU as lookups in one table per input grid, all rows built on first use."""
 
     def __init__(self, bits: int = ACT_BITS) -> None:
         self.bits = bits
-        self._tables: dict[tuple[int, torch.device], torch.Tensor] = {}
+        self.row = 2 ** (bits + 1) + 1
+        self._tables: dict[torch.device, torch.Tensor] = {}
+
+    def table(self, device: torch.device) -> torch.Tensor:
+        """Rows e = TABLE_EXPONENTS[0] .. [1], flattened."""
+        table = self._tables.get(device)
+        if table is None:
+            low, high = TABLE_EXPONENTS
+            rows = [_wsilu_table(e, self.bits) for e in range(low, high + 1)]
+            table = self._tables[device] = torch.cat(rows).to(device)
+        return table
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         """WSiLU(x) on the grid of x; |output| <= 2**bits units of that grid."""
         x = x.float()
-        exponent = grid_exponent(x, self.bits)
-        key = (exponent, x.device)
-        table = self._tables.get(key)
-        if table is None:
-            table = self._tables[key] = _wsilu_table(exponent, self.bits).to(x.device)
-        # floor(x 2**e + 2**bits + 1/2): the grid position, from 0; the int conversion
-        # truncates, which is floor for these non-negative values.
-        position = torch.add(x * 2.0**exponent, 2**self.bits + 0.5).to(torch.int32)
-        return table.index_select(0, position.flatten()).view_as(x)
+        low, high = TABLE_EXPONENTS
+        e = torch.clamp(grid_exponent(x, self.bits), low, high)
+        # floor(x 2**e + 2**bits + 1/2) is the grid position from 0 (the int conversion
+        # truncates, which is floor for non-negative values), plus the row's offset.
+        start = (e - low).to(torch.float32) * self.row + (2**self.bits + 0.5)
+        position = torch.add(x * pow2(e), start).to(torch.int32)
+        position = position.clamp_(0, self.row * (high - low + 1) - 1)  # non-finite x
+        return self.table(x.device).index_select(0, position.flatten()).view_as(x)
 
 
 WSILU_TABLES = WSiLUTable()
