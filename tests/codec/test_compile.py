@@ -25,9 +25,11 @@ def compile_state(monkeypatch, tmp_path):
     return codec_compile._STATE
 
 
-def _encode(model, frames, *, compile):
+def _encode(model, frames, *, compile, precision="fp32"):
+    """Float streams by default: their header records compilation, which these tests
+    are about; portable streams decode the same either way (the last test)."""
     info = VideoInfo(frames[0].width, frames[0].height, Fraction(25), len(frames))
-    encoder = Encoder(model, info, quality=40, compile=compile)
+    encoder = Encoder(model, info, quality=40, compile=compile, precision=precision)
     coded = [c for frame in frames for c in encoder.encode(frame)] + encoder.flush()
     return encoder.header, [c.record for c in coded], [f for c in coded for f in c.recon]
 
@@ -36,17 +38,23 @@ def _payloads(records):
     return [record.pack() for record in records]
 
 
-def test_compiled_stream_says_so_decodes_bit_exact_with_other_threads_only_if_asked(
-    request, tmp_path, monkeypatch, assert_same_frames
-):
-    # The cache lives with pytest's (when its cache plugin is on), so reruns reuse the
-    # kernels: the first run compiles for one to two minutes on one core, later ones take
-    # seconds.
+@pytest.fixture
+def compile_cache(request, tmp_path, monkeypatch):
+    """A real compile state whose cache lives with pytest's (when its cache plugin is on),
+    so reruns reuse the kernels: the first run compiles for one to two minutes on one
+    core, later ones take seconds."""
     cache_plugin = getattr(request.config, "cache", None)
     cache = tmp_path if cache_plugin is None else cache_plugin.mkdir("ufvc-torch-compile")
     monkeypatch.setenv(codec_compile.COMPILE_CACHE_ENV, str(cache))
     monkeypatch.setenv("TORCHINDUCTOR_CACHE_DIR", str(cache))  # restored after the test
     monkeypatch.setattr(codec_compile, "_STATE", codec_compile._State())
+    return cache
+
+
+def test_compiled_stream_says_so_decodes_bit_exact_with_other_threads_only_if_asked(
+    compile_cache, assert_same_frames
+):
+    cache = compile_cache
     model = tiny_model()
     frames = list(synthetic_video(64, 64, 3, seed=5))
     threads = torch.get_num_threads()
@@ -137,3 +145,15 @@ def test_cache_folder_comes_from_the_environment(monkeypatch, tmp_path):
     assert codec_compile.cache_dir() == tmp_path / "c"
     monkeypatch.delenv(codec_compile.COMPILE_CACHE_ENV)
     assert codec_compile.cache_dir().parts[-3:] == (".cache", "ufvc", "torch-compile")
+
+
+def test_portable_streams_decode_the_same_compiled_or_eager(compile_cache, assert_same_frames):
+    model = tiny_model()
+    frames = list(synthetic_video(64, 64, 3, seed=5))
+    eager_header, eager_records, eager_recon = _encode(model, frames, compile=False,
+                                                       precision="portable")
+    header, records, recon = _encode(model, frames, compile=True, precision="portable")
+    assert not header.compiled_networks and not eager_header.compiled_networks
+    decoded = Decoder(model, eager_header, compile=True).decode_all(eager_records)
+    assert_same_frames(eager_recon, list(decoded))
+    assert_same_frames(recon, list(Decoder(model, header).decode_all(records)))

@@ -12,6 +12,7 @@ from ufvc.cli import main as cli_main
 from ufvc.errors import CheckpointError
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import load_model_file
+from ufvc.nn.exact import is_portable
 from ufvc.train.config import ModelSpec, config_from_table
 from ufvc.train.runlog import read_log
 from ufvc.train.state import load_checkpoint
@@ -153,3 +154,18 @@ def test_time_budget_stops_with_a_checkpoint_and_export_writes_its_model(
     for key, value in exported.state_dict().items():
         assert torch.equal(value, stopped["model"][key]), key
     assert cli_main(base + ["--max-minutes", "0"]) == 2
+
+
+def test_quantisation_aware_run_trains_through_the_portable_roundings(
+    run_table, tmp_path: Path, one_thread
+):
+    table = run_table(intra_steps=20, video_steps=10)
+    table["portable"] = True
+    result = run_training(config_from_table(table), out_dir=tmp_path, config_table=table)
+    assert result.finished
+    losses = _validation_losses(result.log_path)
+    assert losses["intra"][1] < 0.8 * losses["intra"][0]
+    assert losses["video"][1] < losses["video"][0]
+    # The export holds plain weights (the portable arithmetic is not a checkpoint format).
+    exported = load_model_file(result.export)
+    assert not is_portable(exported)

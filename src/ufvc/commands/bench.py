@@ -42,9 +42,11 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--device", default="cpu", help="cpu (default), cuda or cuda:N")
     add_threads_option(parser)
     half = parser.add_mutually_exclusive_group()
+    half.add_argument("--fp32", action="store_true",
+                      help="run the networks in plain float32 (same-machine streams) "
+                      "instead of the portable arithmetic")
     half.add_argument("--bf16", action="store_true",
-                      help="run the networks under bfloat16 autocast (the stream's compute "
-                      "precision), instead of float32")
+                      help="run the networks under bfloat16 autocast (same-machine streams)")
     half.add_argument("--fp16", action="store_true",
                       help="run the networks under float16 autocast (CUDA devices only)")
     parser.add_argument("--peak-size", type=int, metavar="N",
@@ -70,7 +72,7 @@ def command_line(args: argparse.Namespace) -> str:
             words += [flag, str(value)]
     words += ["--sizes", *args.sizes, "--frames", str(args.frames), "--warmup-chunks",
               str(args.warmup_chunks), "--quality", str(args.quality), "--device", args.device]
-    for flag, on in (("--bf16", args.bf16), ("--fp16", args.fp16),
+    for flag, on in (("--fp32", args.fp32), ("--bf16", args.bf16), ("--fp16", args.fp16),
                      ("--pipeline", args.pipeline is True),
                      ("--no-pipeline", args.pipeline is False),
                      ("--pipeline-compare", args.pipeline_compare), ("--compile", args.compile),
@@ -92,7 +94,8 @@ def run(args: argparse.Namespace) -> int:
     with torch_threads(args.threads):
         model = load_codec_model(args.model, checkpoint=args.checkpoint,
                                  intra_checkpoint=args.intra_checkpoint, device=device)
-        precision = "bf16" if args.bf16 else "fp16" if args.fp16 else "fp32"
+        precision = ("bf16" if args.bf16 else "fp16" if args.fp16 else "fp32" if args.fp32
+                     else "portable")
         options = CodingOptions(quality=args.quality, precision=precision,
                                 pipeline=args.pipeline, compile=args.compile,
                                 cuda_graphs=args.cuda_graphs, device=str(device),

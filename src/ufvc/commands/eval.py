@@ -7,7 +7,13 @@ import sys
 from typing import TYPE_CHECKING
 
 from ufvc.commands._options import add_rate_options, add_threads_option, torch_threads
-from ufvc.defaults import DEFAULT_MODEL, DEFAULT_RESET_INTERVAL, DEFAULT_SKIP_THRESHOLD
+from ufvc.defaults import (
+    DEFAULT_MODEL,
+    DEFAULT_PRECISION,
+    DEFAULT_RESET_INTERVAL,
+    DEFAULT_SKIP_THRESHOLD,
+    PRECISIONS,
+)
 from ufvc.errors import InputFormatError
 
 if TYPE_CHECKING:  # the module itself loads torch only when the command runs
@@ -55,6 +61,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         metavar="S", help="leave latent symbols with predicted scale <= S "
                         f"uncoded (default {DEFAULT_SKIP_THRESHOLD})")
     add_rate_options(parser, sweep=True)
+    parser.add_argument("--precision", choices=PRECISIONS, default=DEFAULT_PRECISION,
+                        help=f"arithmetic of the networks (default {DEFAULT_PRECISION})")
     parser.add_argument("--estimate-rate", action="store_true",
                         help="also record bpp_estimated from the model's likelihoods (one more "
                         "forward pass per point)")
@@ -90,7 +98,8 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     options = CodingOptions(reset_interval=args.reset_interval,
                             skip_threshold=args.skip_threshold, scenecut=args.scenecut,
-                            maxrate=args.maxrate, bufsize=args.bufsize, device=str(device))
+                            maxrate=args.maxrate, bufsize=args.bufsize, device=str(device),
+                            precision=args.precision)
     settings = EvalSettings(options, intra_period=args.intra_period,
                             estimate_rate=args.estimate_rate)
     targets = ([EvalTarget.quality(q) for q in args.quality] if args.quality is not None

@@ -239,6 +239,7 @@ class BenchReport:
     pipeline: bool = True
     compile: bool = False
     cuda_graphs: bool = False
+    arithmetic: str = "fp32"  # the stream's precision name: portable, fp32, bf16 or fp16
     sizes: list[SizeSpeed] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     versions: dict[str, str] = field(default_factory=dict)
@@ -260,6 +261,7 @@ class BenchReport:
             "device_name": self.device_name,
             "threads": self.threads,
             "precision": self.precision,
+            "arithmetic": self.arithmetic,
             "bf16_requested": self.bf16_requested,
             "quality": self.quality,
             "warmup_frames": self.warmup_frames,
@@ -276,7 +278,8 @@ class BenchReport:
     def to_table(self) -> str:
         """A plain-text report: conditions, peaks, then one line per size."""
         lines = [
-            f"model {self.model} ({self.weights}), {self.precision}, quality {self.quality}, "
+            f"model {self.model} ({self.weights}), {self.arithmetic} ({self.precision}), "
+            f"quality {self.quality}, "
             f"pipelining {'on' if self.pipeline else 'off'}, "
             f"torch.compile {'on' if self.compile else 'off'}"
             + (", CUDA graphs on" if self.cuda_graphs else ""),
@@ -438,6 +441,7 @@ def run_bench(model: CodecModel, sizes: Sequence[tuple[int, int]], options: Codi
         pipeline=pipeline,
         compile=options.compile,
         cuda_graphs=options.cuda_graphs,
+        arithmetic=options.precision,
         versions={"ufvc": ufvc.__version__, "torch": torch.__version__},
     )
     if report.pipeline:

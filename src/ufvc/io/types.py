@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import hashlib
 import math
+from collections.abc import Iterable
 from dataclasses import dataclass, replace
 from fractions import Fraction
 
@@ -96,3 +98,13 @@ class FramePosition:
 
     def __str__(self) -> str:
         return f"{float(self.value):g}s" if self.seconds else str(self.value)
+
+
+def frames_sha256(frames: Iterable[Frame]) -> str:
+    """SHA-256 (hex) over every plane of every frame, in order, little-endian samples."""
+    digest = hashlib.sha256()
+    for frame in frames:
+        for plane in frame.planes:
+            digest.update(np.ascontiguousarray(plane)
+                          .astype(plane.dtype.newbyteorder("<")).tobytes())
+    return digest.hexdigest()

@@ -119,6 +119,8 @@ class ExactConv2d(nn.Conv2d):
         self._max_exponent = max_exponent
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            return self._forward_training(x)
         x = x.float()
         if self.grid_bits is not None:
             out = _conv(self, x, self._grid_weight.to(x.device), None)
@@ -131,6 +133,41 @@ class ExactConv2d(nn.Conv2d):
         if self.bias is not None:
             bias = torch.round(self.bias.float() / down) * down
         return _conv(self, n, weight, bias)
+
+
+    def _forward_training(self, x: torch.Tensor) -> torch.Tensor:
+        """Quantisation-aware training: the same roundings of input, weights and bias
+        (from the current weights), with straight-through gradients, in the float
+        kernels and autocast of training."""
+        m, g = integer_weights(self.weight, self.input_bits)
+        step = torch.exp2(-g.to(self.weight.device, self.weight.dtype))
+        weight = _straight_through(self.weight,
+                                   (m.to(self.weight) * step[:, None]).view_as(self.weight))
+        if self.grid_bits is not None:  # input already on its grid (a WSiLU output)
+            return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation,
+                            self.groups)
+        e = torch.clamp_max(grid_exponent(x, self.input_bits), self._max_exponent)
+        scale = pow2(e)
+        x = _straight_through(x, torch.round(x.detach() * scale) / scale)
+        bias = self.bias
+        if bias is not None:
+            down = (step / scale).detach()
+            bias = _straight_through(bias, torch.round(bias.detach() / down) * down)
+        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+
+
+def _straight_through(value: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
+    """`rounded` forward, the gradient of `value` backward."""
+    return value + (rounded.to(value.dtype) - value).detach()
+
+
+def wsilu_training(x: torch.Tensor, bits: int = ACT_BITS) -> torch.Tensor:
+    """What the WSiLU table computes (input on its grid, output rounded to it), with
+    straight-through gradients for quantisation-aware training."""
+    scale = pow2(torch.clamp(grid_exponent(x, bits), *TABLE_EXPONENTS))
+    x = _straight_through(x, torch.round(x.detach() * scale) / scale)
+    y = x * torch.sigmoid(4.0 * x)
+    return _straight_through(y, torch.round(y.detach() * scale) / scale)
 
 
 def _conv(conv: nn.Conv2d, x: torch.Tensor, weight: torch.Tensor,
@@ -208,15 +245,16 @@ def exact_group_sum4(x: torch.Tensor) -> torch.Tensor:
 
 def make_portable(module: nn.Module) -> nn.Module:
     """Switch every DC block and convolution inside `module` to the portable arithmetic,
-    in place (parameters unchanged; call again after the weights change)."""
+    in place (parameters unchanged; call again after the weights change: it derives the
+    integer weights anew)."""
+    on_grid = set()
     for sub in module.modules():
         if isinstance(sub, DCBlock):
             sub.__class__ = ExactDCBlock
-            depthwise = sub.dc[2]
-            _to_exact(depthwise, grid_bits=ACT_BITS)
+            on_grid.add(id(sub.dc[2]))  # the depthwise conv after the WSiLU table
     for sub in module.modules():
-        if isinstance(sub, nn.Conv2d) and not isinstance(sub, ExactConv2d):
-            _to_exact(sub)
+        if isinstance(sub, nn.Conv2d):
+            _to_exact(sub, ACT_BITS if id(sub) in on_grid else None)
     return module
 
 
@@ -245,13 +283,15 @@ class ExactDCBlock(DCBlock):
     group sums (the float block's structure and parameters)."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        x = x.float()
+        if not self.training:
+            x = x.float()
         if self.adaptor is not None:
             x = self.adaptor(x)
+        act = wsilu_training if self.training else WSILU_TABLES
         reduce, _, depthwise, expand = self.dc
-        out = x + expand(depthwise(WSILU_TABLES(reduce(x))))
+        out = x + expand(depthwise(act(reduce(x))))
         widen, _, narrow = self.ffn
-        out = out + narrow(exact_group_sum4(WSILU_TABLES(widen(out))))
+        out = out + narrow(exact_group_sum4(act(widen(out))))
         if self.shortcut:
             out = out + x
         return out

@@ -190,6 +190,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"  # "auto" (CUDA when available), "cpu", "cuda", "cuda:N"
     precision: Literal["auto", "fp32", "bf16", "fp16"] = "auto"  # auto: bf16 autocast
+    # Quantisation-aware training for portable streams: what the decoder recomputes runs
+    # with the portable arithmetic's roundings (`ufvc.nn.exact`), straight-through.
+    portable: bool = False
     out: str = ""  # output folder; empty: runs/<config file name>
     log_every: int = 10
     checkpoint_every: int = 1000

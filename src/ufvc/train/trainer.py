@@ -413,6 +413,8 @@ class Trainer:
         if self.last_validation_key == (self.step, key):
             return  # the previous stage ended with this very validation
         self.last_validation_key = (self.step, key)
+        if self.config.portable:
+            self.model.make_portable()  # integer weights from the current weights
         if key not in self.validation_sets:
             sequences = validation_sequences(
                 self.validation_sources, self.cache, length=length, crop=settings.crop,
@@ -565,6 +567,8 @@ class Trainer:
     def run(self, resume: bool = False) -> TrainResult:
         self._seed()
         self.model = build_model(self.config.model).to(self.device)
+        if self.config.portable:
+            self.model.make_portable()
         self.model.train()
         self.sources = self._prepare(self.config.data.sources)
         self.validation_sources = (self._prepare(self.config.validation.sources)

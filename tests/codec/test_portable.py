@@ -1,0 +1,114 @@
+"""Portable streams decode to the same bytes in every environment (issue 14).
+
+The golden stream was made by `benchmarks/make_golden_stream.py` with the shipped
+weights; its digest is checked on whatever machine runs the suite, so a drift between
+machine types shows up in CI. The environment matrix runs the decoder in subprocesses
+under PyTorch's other kernel sets and thread counts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from ufvc.bitstream.stream import StreamReader
+from ufvc.codec.api import decode, encode
+from ufvc.io import open_reader
+from ufvc.io.types import frames_sha256
+from ufvc.models.registry import create_model
+
+GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
+RECORD = json.loads((GOLDEN / "ufvc-s-portable.json").read_text())
+
+
+def _cpu_flags() -> set[str]:
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return set()
+    for line in text.splitlines():
+        if line.startswith("flags"):
+            return set(line.split(":", 1)[1].split())
+    return set()
+
+
+def _environments() -> list:
+    flags = _cpu_flags()
+    cases = [
+        pytest.param({"ATEN_CPU_CAPABILITY": "default"}, 2, id="scalar-kernels"),
+        pytest.param({"ATEN_CPU_CAPABILITY": "avx2"}, 2, id="avx2",
+                     marks=pytest.mark.skipif("avx2" not in flags, reason="no AVX2")),
+        pytest.param({"ATEN_CPU_CAPABILITY": "avx512"}, 2, id="avx512",
+                     marks=pytest.mark.skipif("avx512f" not in flags, reason="no AVX-512")),
+        pytest.param({"MKL_ENABLE_INSTRUCTIONS": "SSE4_2"}, 2, id="mkl-sse4.2"),
+        pytest.param({}, 1, id="1-thread"),
+        pytest.param({}, 2, id="2-threads"),
+    ]
+    return cases
+
+
+def _ufvc(args: list[str], env: dict[str, str]) -> None:
+    full_env = {**os.environ, **env}
+    done = subprocess.run([sys.executable, "-m", "ufvc", *args], env=full_env,
+                          capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+
+
+def _decoded_digest(path: Path) -> str:
+    with open_reader(path) as reader:
+        return frames_sha256(reader)
+
+
+def _check_weights() -> None:
+    if create_model("ufvc-s").weights_digest().hex() != RECORD["weights_digest"]:
+        pytest.fail("the shipped ufvc-s weights changed: make a new golden stream with "
+                    "`python benchmarks/make_golden_stream.py` and commit it")
+
+
+def test_golden_stream_decodes_to_its_digest():
+    _check_weights()
+    frames = list(decode(GOLDEN / RECORD["stream"]))
+    assert len(frames) == RECORD["frames"]
+    assert frames_sha256(frames) == RECORD["decoded_sha256"]
+
+
+@pytest.mark.parametrize("env,threads", _environments())
+def test_golden_stream_decodes_identically_everywhere(tmp_path, env, threads):
+    _check_weights()
+    out = tmp_path / "out.y4m"
+    _ufvc(["decode", str(GOLDEN / RECORD["stream"]), "-o", str(out), "--threads",
+           str(threads)], env)
+    assert _decoded_digest(out) == RECORD["decoded_sha256"]
+
+
+def test_stream_encoded_with_scalar_kernels_decodes_here(clip, tmp_path):
+    source = clip(64, 48, 9, seed=3)
+    stream, recon = tmp_path / "scalar.ufv", tmp_path / "recon.y4m"
+    _ufvc(["encode", str(source), "-o", str(stream), "--recon", str(recon), "-q", "30",
+           "--threads", "1"], {"ATEN_CPU_CAPABILITY": "default"})
+    assert frames_sha256(decode(stream)) == _decoded_digest(recon)
+
+
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cpu_and_cuda_decode_each_others_streams_identically(clip, tmp_path):
+    source = clip(96, 64, 9, seed=4)
+    for encoder_device, decoder_device in (("cpu", "cuda"), ("cuda", "cpu")):
+        stream, recon = tmp_path / f"{encoder_device}.ufv", tmp_path / f"{encoder_device}.y4m"
+        encode(source, stream, model="ufvc-s", recon=recon, device=encoder_device)
+        decoded = decode(stream, model="ufvc-s", device=decoder_device)
+        assert frames_sha256(decoded) == _decoded_digest(recon)
+
+
+def test_portable_is_the_default_and_the_header_says_so(clip, tmp_path):
+    stream = tmp_path / "x.ufv"
+    encode(clip(32, 32, 2), stream, model="ufvc-s")
+    with StreamReader(stream) as reader:
+        header = reader.header
+    assert header.compute_precision == "portable"
+    assert not header.compiled_networks
