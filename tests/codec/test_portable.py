@@ -95,6 +95,24 @@ def test_stream_encoded_with_scalar_kernels_decodes_here(clip, tmp_path):
     assert frames_sha256(decode(stream)) == _decoded_digest(recon)
 
 
+@pytest.mark.parametrize("name", ["dcvc-uf-ld", "dcvc-uf-hts", "dcvc-uf-htl"])
+def test_official_structures_integerised_from_float_weights_agree(name, clip, tmp_path):
+    """Post-training integerisation of an official structure (its recipe weights): the
+    decoder reproduces the encoder's reconstruction, here and (HT-S) with the scalar
+    kernels in another process."""
+    model = create_model(name)
+    source = clip(64, 64, 1 + model.frames_per_chunk, seed=6)
+    stream, recon = tmp_path / "s.ufv", tmp_path / "recon.y4m"
+    encode(source, stream, model=model, recon=recon, quality=40)
+    expected = _decoded_digest(recon)
+    assert frames_sha256(decode(stream, model=model)) == expected
+    if name == "dcvc-uf-hts":
+        out = tmp_path / "scalar.y4m"
+        _ufvc(["decode", str(stream), "-o", str(out), "--threads", "1"],
+              {"ATEN_CPU_CAPABILITY": "default"})
+        assert _decoded_digest(out) == expected
+
+
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_cpu_and_cuda_decode_each_others_streams_identically(clip, tmp_path):
     source = clip(96, 64, 9, seed=4)

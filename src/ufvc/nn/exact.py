@@ -78,14 +78,18 @@ def integer_weights(weight: torch.Tensor, input_bits: int
 
 
 def _balanced_input_bits(weight: torch.Tensor) -> int:
-    """Input precision of a convolution: as many bits as its typical integer weight gets."""
-    for bits in range(MAX_INPUT_BITS, MIN_INPUT_BITS - 1, -1):
-        m, _ = integer_weights(weight, bits)
-        peak = m.abs().amax(1)
-        weight_bits = torch.log2(peak[peak > 0]).median() if bool((peak > 0).any()) else 99
-        if float(weight_bits) >= bits - 1:
-            return bits
-    return MIN_INPUT_BITS
+    """Input precision of a convolution: as many bits as its typical integer weight gets
+    (the median channel's largest weight, 2**g * max|w|)."""
+    w = weight.detach().double().flatten(1).abs()
+    l1, peak = w.sum(1), w.amax(1)
+    used = l1 > 0
+    if not bool(used.any()):
+        return MAX_INPUT_BITS
+    bits = torch.arange(MAX_INPUT_BITS, MIN_INPUT_BITS - 1, -1, dtype=torch.float64)
+    g = torch.floor(torch.log2(ACC_LIMIT / 2**bits[:, None] / l1[used]))
+    weight_bits = torch.log2(peak[used] * torch.exp2(g)).median(dim=1).values
+    fits = torch.nonzero(weight_bits >= bits - 1).flatten()
+    return int(bits[fits[0]]) if fits.numel() else MIN_INPUT_BITS
 
 
 class ExactConv2d(nn.Conv2d):
