@@ -14,7 +14,7 @@ from ufvc.nn.deterministic import use_deterministic_convs
 
 def _conv(in_ch: int, out_ch: int, kernel: int = 1, groups: int = 1, seed: int = 0) -> nn.Conv2d:
     torch.manual_seed(seed)
-    conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, groups=groups)
+    conv = nn.Conv2d(in_ch, out_ch, kernel, padding=kernel // 2, groups=groups).eval()
     with torch.no_grad():
         conv.bias.mul_(20.0)  # biases large against the input: the exponent cap must act
     return conv
@@ -43,17 +43,19 @@ def test_integer_weights_respect_the_accumulator_budget(bits):
 
 def _exact_reference(conv: exact.ExactConv2d, x: torch.Tensor) -> torch.Tensor:
     """The same integer operands summed in float64 (exact at these sizes), then float32."""
-    g = conv._g.double()
     if conv.grid_bits is not None:
-        weight = conv._m.double() * torch.exp2(-g).view(-1, 1, 1, 1)
-        out = F.conv2d(x.double(), weight, None, conv.stride, conv.padding, conv.dilation,
-                       conv.groups)
+        out = F.conv2d(x.double(), conv._grid_weight.double(), None, conv.stride,
+                       conv.padding, conv.dilation, conv.groups)
         return out.float() + conv.bias.float()[:, None, None]
-    e = min(int(exact.grid_exponent(x, conv.input_bits)), conv._max_exponent)
-    n = torch.round(x.double() * 2.0**e)
-    weight = conv._m.double() * torch.exp2(-(g + e)).view(-1, 1, 1, 1)
-    bias = torch.round(conv.bias.double() * torch.exp2(g + e)) * torch.exp2(-(g + e))
-    return F.conv2d(n, weight, bias, conv.stride, conv.padding, conv.dilation,
+    e = exact.channel_exponents(x, conv.input_bits)
+    n = torch.round(x.double() * torch.exp2(e.double()).view(1, -1, 1, 1))
+    assert float(n.abs().max()) <= 2**conv.input_bits
+    weight, grid = conv._integer_weights_for(e)
+    m = weight.double().flatten(1) * torch.exp2(grid)[:, None]
+    assert torch.equal(m, torch.round(m))  # integers on the grid 2**-G
+    assert bool((2**conv.input_bits * m.abs().sum(1) <= exact.ACC_LIMIT).all())
+    bias = torch.round(conv.bias.double() * torch.exp2(grid)) * torch.exp2(-grid)
+    return F.conv2d(n, weight.double(), bias, conv.stride, conv.padding, conv.dilation,
                     conv.groups).float()
 
 
@@ -64,8 +66,8 @@ def test_exact_convolution_equals_its_exact_sum(kernel, groups, grid):
     if grid:
         conv.exact_setup(grid_bits=exact.ACT_BITS)
         x = exact.WSILU_TABLES(torch.randn(2, 16, 9, 11) * 3)
-    else:
-        x = torch.randn(2, 16, 9, 11) * 3
+    else:  # channels of very different ranges: each gets its own grid
+        x = torch.randn(2, 16, 9, 11) * torch.logspace(-3, 1, 16).view(1, -1, 1, 1)
     out = conv(x)
     assert torch.equal(out, _exact_reference(conv, x))
     # any layout and thread count: the same bits

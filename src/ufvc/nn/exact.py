@@ -29,6 +29,7 @@ module to this arithmetic in place; parameters stay as they are.
 
 from __future__ import annotations
 
+import math
 from decimal import Decimal, localcontext
 
 import torch
@@ -42,6 +43,7 @@ ACC_LIMIT = 2**23  # integer units an accumulator may reach from products (and f
 ACT_BITS = 12  # grid positions on each side of zero in a WSiLU table: 2**12
 MIN_INPUT_BITS, MAX_INPUT_BITS = 6, 15  # range of a convolution's input precision
 MAX_EXPONENT = 48  # |e|, |g| <= 48: every 2**-(e + g) stays a normal float32
+MAX_GRID = 96  # |G| of a product grid 2**-G
 # Grids of the WSiLU tables: 2**-e for e in this range. Larger inputs (beyond 2**28)
 # saturate at the table's ends; smaller ones (below 2**-12) get the grid 2**-24.
 TABLE_EXPONENTS = (-16, 24)
@@ -58,6 +60,14 @@ def grid_exponent(x: torch.Tensor, bits: int) -> torch.Tensor:
     some grid (the decoder's CRC check reports such a stream)."""
     amax = x.detach().abs().amax() if x.numel() else x.new_zeros(())
     _, exponent = torch.frexp(amax)  # amax = m * 2**exponent, 0.5 <= m < 1 (0 for 0, inf)
+    return torch.clamp(bits - exponent.to(torch.int32), -MAX_EXPONENT, MAX_EXPONENT)
+
+
+def channel_exponents(x: torch.Tensor, bits: int) -> torch.Tensor:
+    """Per input channel, the exponent e_i (int32 [C]) of the finest grid n 2**-e_i with
+    |n| <= 2**bits holding channel i of x [B, C, H, W] (exact, as `grid_exponent`)."""
+    amax = x.detach().abs().amax(dim=(0, 2, 3))
+    _, exponent = torch.frexp(amax)
     return torch.clamp(bits - exponent.to(torch.int32), -MAX_EXPONENT, MAX_EXPONENT)
 
 
@@ -103,24 +113,29 @@ class ExactConv2d(nn.Conv2d):
     grid_bits: int | None = None
 
     def exact_setup(self, grid_bits: int | None = None) -> None:
-        """Derive the integer weights from the current float weights."""
+        """Derive the integer weights (grid mode) or the float64 weights and limits the
+        per-call integer weights are made from (snap mode)."""
         self.grid_bits = grid_bits
-        self.input_bits = grid_bits if grid_bits is not None else \
-            _balanced_input_bits(self.weight)
-        m, g = integer_weights(self.weight, self.input_bits)
         device = self.weight.device
-        self._m = m.float().view_as(self.weight).to(device)
-        self._g = g.to(torch.int32).to(device)
-        self._grid_weight = (self._m * pow2(-self._g).view(-1, 1, 1, 1))
-        max_exponent = MAX_EXPONENT
-        if self.bias is not None and grid_bits is None:
+        if grid_bits is not None:
+            self.input_bits = grid_bits
+            m, g = integer_weights(self.weight, grid_bits)
+            self._grid_weight = (m * torch.exp2(-g.double())[:, None]).float() \
+                .view_as(self.weight).to(device)
+            return
+        columns = self.weight[0].numel()
+        # At most 2**(22 - bits) columns: rounding the weights then stays in the budget.
+        self.input_bits = min(_balanced_input_bits(self.weight),
+                              22 - math.ceil(math.log2(columns)))
+        self._w64 = self.weight.detach().double().flatten(1).to(device)
+        self._taps = self._w64.shape[1] // (self.in_channels // self.groups)
+        # The bias shares the products' grid 2**-G: |b| 2**G <= ACC_LIMIT caps G.
+        cap = torch.full((self.out_channels,), float(MAX_GRID), dtype=torch.float64)
+        if self.bias is not None:
             bias = self.bias.detach().double().abs().cpu()
-            nonzero = bias > 0
-            if bool(nonzero.any()):
-                # bias units |b| * 2**(g + e) stay within ACC_LIMIT: caps e.
-                room = torch.floor(torch.log2(ACC_LIMIT / bias[nonzero])) - g[nonzero]
-                max_exponent = int(min(MAX_EXPONENT, float(room.min())))
-        self._max_exponent = max_exponent
+            room = torch.floor(torch.log2(ACC_LIMIT / bias.clamp_min(2.0**-MAX_GRID)))
+            cap = torch.minimum(cap, room)
+        self._grid_cap = cap.to(device)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         if self.training:
@@ -129,20 +144,44 @@ class ExactConv2d(nn.Conv2d):
         if self.grid_bits is not None:
             out = _conv(self, x, self._grid_weight.to(x.device), None)
             return out if self.bias is None else out + self.bias.float()[:, None, None]
-        e = torch.clamp_max(grid_exponent(x, self.input_bits), self._max_exponent)
-        n = torch.round(x * pow2(e))  # |n| <= 2**input_bits by the choice of e
-        down = pow2(-(self._g.to(x.device) + e))  # 2**-(g + e) per output channel
-        weight = self._m.to(x.device) * down.view(-1, 1, 1, 1)
+        e = channel_exponents(x, self.input_bits)
+        n = torch.round(x * pow2(e).view(1, -1, 1, 1))  # |n| <= 2**input_bits per channel
+        weight, grid = self._integer_weights_for(e)
         bias = None
         if self.bias is not None:
-            bias = torch.round(self.bias.float() / down) * down
+            bias = (torch.round(self.bias.detach().double() * torch.exp2(grid))
+                    * torch.exp2(-grid)).float()
         return _conv(self, n, weight, bias)
 
+    def _integer_weights_for(self, e: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weights m * 2**-G (Conv2d layout, float32) for inputs n_i 2**-e_i, with integer
+        m = round(w 2**(G - e_i)) and 2**bits * sum|m| <= ACC_LIMIT per output channel,
+        and G [O] (float64). Every step is exact, so every machine derives the same G."""
+        w = self._w64.to(e.device)
+        shift = e.double().repeat_interleave(self._taps)  # e of each weight column
+        scaled = w.abs() * torch.exp2(-shift)  # |w_ci| 2**-e_i, exact
+        # An exact upper bound of each row's sum: fixed point with the largest term near
+        # 2**40, summed in int64; its bit length P gives sum < 2**(P - s).
+        _, top = torch.frexp(scaled.amax().clamp_min(2.0**-1000))
+        s = 40 - top
+        fixed = torch.ceil(scaled * torch.exp2(s.double())).to(torch.int64).sum(1)
+        _, bits = torch.frexp(fixed.double().clamp_min(1.0))
+        budget = int(math.log2(ACC_LIMIT)) - self.input_bits
+        grid = (budget - 1 - (bits - s)).double()  # sum|m| < 2**(budget-1) + K/2
+        grid = torch.minimum(grid, self._grid_cap.to(e.device))
+        # One step finer where it still fits (sums of integers: exact in float64).
+        finer = torch.round(w * torch.exp2(grid[:, None] + 1 - shift))
+        fits = finer.abs().sum(1) * 2.0**self.input_bits <= ACC_LIMIT
+        fits &= grid + 1 <= self._grid_cap.to(e.device)
+        grid = torch.where(fits, grid + 1, grid).clamp(-MAX_GRID, MAX_GRID)
+        m = torch.round(w * torch.exp2(grid[:, None] - shift))
+        weight = (m * torch.exp2(-grid)[:, None]).float().view_as(self.weight)
+        return weight, grid
 
     def _forward_training(self, x: torch.Tensor) -> torch.Tensor:
-        """Quantisation-aware training: the same roundings of input, weights and bias
-        (from the current weights), with straight-through gradients, in the float
-        kernels and autocast of training."""
+        """Quantisation-aware training: the roundings of the input and (approximately, on
+        a per-channel budget) of the weights, from the current weights, with
+        straight-through gradients, in the float kernels and autocast of training."""
         m, g = integer_weights(self.weight, self.input_bits)
         step = torch.exp2(-g.to(self.weight.device, self.weight.dtype))
         weight = _straight_through(self.weight,
@@ -150,14 +189,10 @@ class ExactConv2d(nn.Conv2d):
         if self.grid_bits is not None:  # input already on its grid (a WSiLU output)
             return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation,
                             self.groups)
-        e = torch.clamp_max(grid_exponent(x, self.input_bits), self._max_exponent)
-        scale = pow2(e)
+        scale = pow2(channel_exponents(x, self.input_bits)).view(1, -1, 1, 1)
         x = _straight_through(x, torch.round(x.detach() * scale) / scale)
-        bias = self.bias
-        if bias is not None:
-            down = (step / scale).detach()
-            bias = _straight_through(bias, torch.round(bias.detach() / down) * down)
-        return F.conv2d(x, weight, bias, self.stride, self.padding, self.dilation, self.groups)
+        return F.conv2d(x, weight, self.bias, self.stride, self.padding, self.dilation,
+                        self.groups)
 
 
 def _straight_through(value: torch.Tensor, rounded: torch.Tensor) -> torch.Tensor:
