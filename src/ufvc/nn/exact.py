@@ -66,7 +66,8 @@ def grid_exponent(x: torch.Tensor, bits: int) -> torch.Tensor:
 def channel_exponents(x: torch.Tensor, bits: int) -> torch.Tensor:
     """Per input channel, the exponent e_i (int32 [C]) of the finest grid n 2**-e_i with
     |n| <= 2**bits holding channel i of x [B, C, H, W] (exact, as `grid_exponent`)."""
-    amax = x.detach().abs().amax(dim=(0, 2, 3))
+    x = x.detach()
+    amax = torch.maximum(x.amax(dim=(0, 2, 3)), -x.amin(dim=(0, 2, 3)))  # no |x| copy
     _, exponent = torch.frexp(amax)
     return torch.clamp(bits - exponent.to(torch.int32), -MAX_EXPONENT, MAX_EXPONENT)
 
@@ -266,9 +267,17 @@ class WSiLUTable:
         # floor(x 2**e + 2**bits + 1/2) is the grid position from 0 (the int conversion
         # truncates, which is floor for non-negative values), plus the row's offset.
         start = (e - low).to(torch.float32) * self.row + (2**self.bits + 0.5)
-        position = torch.add(x * pow2(e), start).to(torch.int32)
+        # In memory order (channels_last stays channels_last, without a copy).
+        layout = x.permute(0, 2, 3, 1) if _channels_last(x) else x
+        position = torch.add(layout * pow2(e), start).to(torch.int32)
         position = position.clamp_(0, self.row * (high - low + 1) - 1)  # non-finite x
-        return self.table(x.device).index_select(0, position.flatten()).view_as(x)
+        out = self.table(x.device).index_select(0, position.view(-1)).view(layout.shape)
+        return out.permute(0, 3, 1, 2) if layout is not x else out
+
+
+def _channels_last(x: torch.Tensor) -> bool:
+    return x.dim() == 4 and x.is_contiguous(memory_format=torch.channels_last) \
+        and not x.is_contiguous()
 
 
 WSILU_TABLES = WSiLUTable()
