@@ -66,8 +66,7 @@ def describe_text(report: dict[str, Any]) -> str:
         f"{report['chroma']} {report['bit_depth']}-bit",
         f"rate        {report['kbps']:.1f} kbps, {report['bpp']:.4f} bpp",
         f"coding      skip threshold {report['skip_threshold']:g}, networks "
-        f"{report['compute_precision']} "
-        f"{'torch.compile' if report['compiled_networks'] else 'eager'}"
+        f"{_arithmetic(report)}"
         f"{' CUDA graphs' if report.get('cuda_graphs') else ''}, "
         f"index {'present' if report['indexed'] else 'absent'}",
         "records     type    frames    quality  reset      bytes  (z, y, crc)",
@@ -79,3 +78,11 @@ def describe_text(report: dict[str, Any]) -> str:
             f"{'yes' if r['reset'] else 'no':<5} {r['bytes']:>9}  {tuple(r['part_bytes'])}"
         )
     return "\n".join(lines)
+
+
+def _arithmetic(report: dict) -> str:
+    """How both sides run the networks, as `ufvc info` prints it."""
+    if report["compute_precision"] == "portable":
+        return "portable (same bytes on every machine, eager or compiled)"
+    mode = "torch.compile" if report["compiled_networks"] else "eager"
+    return f"{report['compute_precision']} {mode} (same machine type only)"
