@@ -2,6 +2,11 @@
 
     python benchmarks/ship_weights.py runs/ufvc-s-anchors/ufvc-s.ufvm --levels 0 16 32 48 63
     python benchmarks/ship_weights.py runs/x/ufvc-s.ufvm --levels ... --to campaign.ufvm
+    python benchmarks/ship_weights.py runs/video/ufvc-s.ufvm --intra-from runs/intra/ufvc-s.ufvm \
+        --levels ... --to campaign.ufvm
+
+`--intra-from` takes the intra codec from another run (a campaign's intra stage goes on
+while its video stage trains from an earlier intra state).
 
 `--levels` names the qp levels the run trained (its `loss.qp_choices`): the rows of the
 per-qp tables in between are interpolated first (`ufvc.models.qp_tables`).
@@ -34,6 +39,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", type=Path, metavar="FILE",
                         help="write FILE instead of the package's weights (a campaign's "
                              "committed state, a GPU run's output)")
+    parser.add_argument("--intra-from", metavar="FILE",
+                        help="take the intra codec's weights from this .ufvm instead")
     parser.add_argument("--stretch-top", nargs=2, metavar=("QP", "RATIO"),
                         help="steps of qps QP..63 geometric from row QP to RATIO times it")
     args = parser.parse_args(argv)
@@ -42,6 +49,9 @@ def main(argv: list[str] | None = None) -> int:
     # A file that was shipped before keeps naming the run it came from.
     metadata.setdefault("shipped_from", Path(args.trained).name)
     metadata["storage"] = "float16"
+    if args.intra_from:
+        model.intra.load_state_dict(load_model_file(args.intra_from).intra.state_dict())
+        metadata["intra_from"] = Path(args.intra_from).name
     if args.levels:
         interpolate_qp_rows(model, args.levels)
         metadata["interpolated_between_qp_levels"] = list(args.levels)
