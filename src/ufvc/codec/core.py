@@ -556,10 +556,10 @@ class Decoder:
     Every header field is checked against what this model codes with (chunk size, table
     parameters, frame size) before anything is built or allocated from it. A portable
     stream's networks run compiled when `compile` asks (the same bits either way); a
-    float stream's networks run compiled (and from CUDA graphs) exactly when the stream's header says the
-    encoder's did, as bit-exact decoding needs; but compiling runs a C compiler, so a
-    stream asks for it only with the caller's consent: without `compile`, a compiled
-    stream is refused (a one-line error). Graphs need a CUDA device here: on another
+    float stream's networks run compiled (and from CUDA graphs) exactly when the stream's
+    header says the encoder's did, as bit-exact decoding needs; but compiling runs a C
+    compiler, so a stream asks for it only with the caller's consent: without `compile`,
+    a compiled stream is refused (a one-line error). Graphs need a CUDA device here: on another
     device a graphed stream's networks run eagerly.
     """
 
