@@ -37,8 +37,8 @@ LATENT_ALIGN = 4  # y is padded to a multiple of the hyper encoder's stride
 class IntraCodecConfig:
     """Widths and depths of an intra codec.
 
-    The prior networks work at twice the latent width (scales and means side by side), so
-    their width is not a separate field.
+    The prior networks output scales and means side by side (twice the latent width) and
+    work at that width too unless `prior_width` says otherwise.
     """
 
     name: str
@@ -56,10 +56,18 @@ class IntraCodecConfig:
     # per-qp table `q_step`); empty for the official structure, which has none.
     qp_step_range: tuple[float, ...] = ()
     num_qp: int = 64
+    # Inner width of the prior fusion and the spatial prior; 0: twice the latent width (the
+    # release). Lets a model widen its latent without quadrupling the prior's cost.
+    prior_width: int = 0
 
     @property
     def prior_channels(self) -> int:
+        """Channels of the fused parameters: scales and means side by side."""
         return 2 * self.latent_channels
+
+    @property
+    def prior_network_width(self) -> int:
+        return self.prior_width or self.prior_channels
 
 
 INTRA = IntraCodecConfig(name="intra")  # the release's DMCI: 42,179,328 parameters
@@ -177,9 +185,12 @@ class PriorFusion(nn.Module):
 
     def __init__(self, cfg: IntraCodecConfig) -> None:
         super().__init__()
-        y, p, half = cfg.latent_channels, cfg.prior_channels, cfg.half_width
-        blocks = [DCBlock(y if i == 0 else p, p, half=half) for i in range(cfg.fusion_depth)]
-        self.conv = nn.Sequential(*blocks, nn.Conv2d(p, p, 1))
+        y, w, half = cfg.latent_channels, cfg.prior_network_width, cfg.half_width
+        # The first block always adapts its input (as in the release, where y != w), so
+        # a widened latent keeps the same structure.
+        blocks = [DCBlock(y if i == 0 else w, w, half=half, force_adaptor=i == 0)
+                  for i in range(cfg.fusion_depth)]
+        self.conv = nn.Sequential(*blocks, nn.Conv2d(w, cfg.prior_channels, 1))
 
     def forward(self, hyper: torch.Tensor) -> torch.Tensor:
         return self.conv(hyper)
@@ -227,6 +238,7 @@ class IntraCodec(nn.Module):
             cfg.prior_channels,
             blocks=cfg.spatial_prior_depth,
             half=cfg.half_width,
+            width=cfg.prior_network_width,
         )
         self.spatial_prior.attach(self)
         self.dec = IntraDecoder(cfg)

@@ -187,7 +187,8 @@ class SpatialPrior(ABC):
 class QuadtreePrior(SpatialPrior):
     """4-step quadtree prior: 1x1 reduction of the fused parameters to `latent` channels,
     one forced-adaptor DC block per step on cat(y_hat so far, reduced), then a shared step
-    network (`blocks` DC blocks + 1x1) giving (scales, means) or means only."""
+    network (`blocks` DC blocks + 1x1) giving (scales, means) or means only. The blocks
+    work at `width` channels (default: twice the latent, as the release)."""
 
     def __init__(
         self,
@@ -197,16 +198,18 @@ class QuadtreePrior(SpatialPrior):
         predicts_scales: bool,
         blocks: int = 3,
         half: bool = False,
+        width: int | None = None,
     ) -> None:
         if latent_channels % 4:
             raise ValueError(f"quadtree prior needs latent channels divisible by 4, "
                              f"got {latent_channels}")
         self.mode = (EntropyMode.PER_STEP_QUADTREE if predicts_scales
                      else EntropyMode.STREAMLINED_QUADTREE)
-        width = 2 * latent_channels
+        width = width or 2 * latent_channels
         self.reduction = nn.Conv2d(param_channels, latent_channels, 1)
-        self.adaptors = [DCBlock(width, width, half=half, force_adaptor=True) for _ in range(3)]
-        out_channels = width if predicts_scales else latent_channels
+        self.adaptors = [DCBlock(2 * latent_channels, width, half=half, force_adaptor=True)
+                         for _ in range(3)]
+        out_channels = 2 * latent_channels if predicts_scales else latent_channels
         self.network = StepNetwork(width, width, out_channels, blocks=blocks, half=half)
 
     def named_parts(self) -> dict[str, nn.Module]:
@@ -263,10 +266,14 @@ def build_spatial_prior(
     *,
     blocks: int = 3,
     half: bool = False,
+    width: int | None = None,
 ) -> SpatialPrior:
     """The prior for `mode`: `blocks` DC blocks in the shared step network (3 in the
-    official quadtree priors, 2 in LD's checkerboard prior), half-width when `half`."""
+    official quadtree priors, 2 in LD's checkerboard prior), half-width when `half`;
+    `width` sets the quadtree prior's inner width (default twice the latent)."""
     if mode is EntropyMode.STREAMLINED_CHECKERBOARD:
+        if width is not None:
+            raise ValueError("the checkerboard prior has no separate width")
         return CheckerboardPrior(latent_channels, param_channels, blocks=blocks, half=half)
     return QuadtreePrior(
         latent_channels,
@@ -274,4 +281,5 @@ def build_spatial_prior(
         predicts_scales=mode is EntropyMode.PER_STEP_QUADTREE,
         blocks=blocks,
         half=half,
+        width=width,
     )

@@ -1,0 +1,106 @@
+"""Widen a trained intra codec's latent, keeping what it has learnt (model surgery).
+
+The old channels keep their quadtree step: the masks give channel i of C to group
+i // (C/4), so channel i moves to the same place in its group of the wider latent. The
+new channels start small in the encoder and in the decoder's input, so at first they
+round to zero and the output does not change; their prior starts at zero mean with a
+scale just above the floor at the finest step (a gradient reaches it, almost no bits are
+spent). The prior networks keep their width (`prior_width`) and only grow where they
+read or write the latent; new input columns start at zero, so the old channels' prior is
+unchanged. Training then learns to use the new channels.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+import torch
+
+from ufvc.models.intra import IntraCodec
+from ufvc.nn.entropy import SCALE_FLOOR
+
+DECODER_GAIN = 0.1  # new decoder columns, relative to the RMS of the old ones
+DECODER_INPUT = "dec.dec_1.0.up.conv.0.weight"
+
+
+def latent_index(old: int, new: int) -> torch.Tensor:
+    """Where each of `old` latent channels goes among `new` (same quadtree group)."""
+    channel = torch.arange(old)
+    return (channel // (old // 4)) * (new // 4) + channel % (old // 4)
+
+
+def pair_index(old: int, new: int) -> torch.Tensor:
+    """The same for two latent-sized halves side by side (scales|means, y_hat|condition)."""
+    half = latent_index(old, new)
+    return torch.cat((half, half + new))
+
+
+def reads_hyper_features(key: str, dim: int) -> bool:
+    """Whether dimension `dim` of `key` counts hyper-decoder features or its inner units."""
+    return key.startswith("hyper_dec.") or (key == "y_prior_fusion.conv.0.adaptor.weight"
+                                            and dim == 1)
+
+
+def _dims(key: str, old_c: int, new_c: int, old_shape, new_shape) -> list[torch.Tensor]:
+    """Per dimension, the indices of the new tensor that the old entries take."""
+    index = []
+    for dim, (a, b) in enumerate(zip(old_shape, new_shape, strict=True)):
+        if a == b:
+            index.append(torch.arange(a))
+        elif reads_hyper_features(key, dim):
+            # Hyper features and inner widths are not tied to the quadtree groups: the old
+            # units take the first places (groups of four consecutive channels stay whole).
+            index.append(torch.arange(a))
+        elif a == old_c and b == new_c:
+            index.append(latent_index(a, b))
+        elif a == 2 * old_c and b == 2 * new_c:
+            index.append(pair_index(old_c, new_c))
+        else:
+            raise ValueError(f"{key}: no rule to widen dimension {dim} from {a} to {b}")
+    return index
+
+
+def widen_intra(old: IntraCodec, latent: int, prior_width: int) -> IntraCodec:
+    """A copy of `old` with `latent` channels and prior networks `prior_width` wide."""
+    old_c = old.config.latent_channels
+    if latent <= old_c or latent % 4:
+        raise ValueError(f"the new latent width must be a multiple of 4 above {old_c}")
+    config = dataclasses.replace(old.config, latent_channels=latent,
+                                 prior_width=prior_width or old.config.prior_network_width)
+    generator = torch.Generator().manual_seed(0)
+    new = IntraCodec(config)
+    old_state, new_state = old.state_dict(), new.state_dict()
+    if set(old_state) != set(new_state):
+        raise ValueError("the widened codec has other parameters: structure mismatch")
+    prior_outputs = (f"y_prior_fusion.conv.{config.fusion_depth}.bias",
+                     f"y_spatial_prior.conv.{config.spatial_prior_depth}.bias")
+    widened = {}
+    for key, target in new_state.items():
+        source = old_state[key]
+        if source.shape == target.shape:
+            widened[key] = source.clone()
+            continue
+        value = torch.zeros_like(target)
+        index = _dims(key, old_c, latent, source.shape, target.shape)
+        value[torch.meshgrid(*index, indexing="ij")] = source
+        fresh = torch.ones_like(value, dtype=torch.bool)
+        fresh[torch.meshgrid(*index, indexing="ij")] = False
+        rms = source.float().square().mean().sqrt()
+        if key.startswith("q_scale_y_"):
+            # Rows are per qp: new channels take the row's mean.
+            value = torch.where(fresh, source.mean(dim=1, keepdim=True).expand_as(value),
+                                value)
+        elif key == DECODER_INPUT:
+            noise = torch.randn(value.shape, generator=generator) * rms * DECODER_GAIN
+            value = torch.where(fresh, noise, value)
+        elif key in prior_outputs:
+            # Output is scales|means: new scales start just above the floor, means at 0.
+            # The floor applies after division by the qp's step, so "just above" is
+            # measured against the finest step.
+            scales = torch.zeros_like(value)
+            finest = old.q_step.abs().min().item() if old.q_step is not None else 1.0
+            scales[: latent] = SCALE_FLOOR * 1.05 * finest
+            value = torch.where(fresh, scales, value)
+        widened[key] = value
+    new.load_state_dict(widened)
+    return new

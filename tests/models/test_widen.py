@@ -1,0 +1,82 @@
+"""Widening the intra latent keeps the trained codec's function, then lets it learn."""
+
+from __future__ import annotations
+
+import dataclasses
+
+import pytest
+import torch
+
+from ufvc.models.channel import EstimateChannel
+from ufvc.models.intra import INTRA_S, IntraCodec
+from ufvc.models.qp_tables import step_table
+from ufvc.models.recipe import recipe_state_dict
+from ufvc.models.widen import latent_index, widen_intra
+from ufvc.nn.masks import quadtree_masks
+
+# ufvc-s's structure (half width, learned steps) at a test size.
+SMALL = dataclasses.replace(INTRA_S, latent_channels=16, hyper_channels=8, encoder_width=16,
+                            decoder_width=16, qp_step_range=(3.0, 0.1))
+
+
+def small_intra() -> IntraCodec:
+    model = IntraCodec(SMALL)
+    model.load_state_dict(recipe_state_dict(model))
+    # The recipe fills every tensor with noise; the steps need the table's shape.
+    model.q_step.data = step_table(SMALL.qp_step_range, SMALL.num_qp).data
+    return model.eval()
+
+
+def code(model: IntraCodec, x: torch.Tensor, qp: int) -> tuple[torch.Tensor, torch.Tensor]:
+    channel = EstimateChannel()
+    with torch.no_grad():
+        result = model.code_frame(x, torch.full((x.shape[0],), qp), channel)
+    return result.x_hat, channel.bits_y + channel.bits_z
+
+
+def test_latent_index_keeps_each_channel_in_its_quadtree_group():
+    old, new = 16, 32
+    index = latent_index(old, new)
+    old_masks = quadtree_masks(old, 4, 4)
+    new_masks = quadtree_masks(new, 4, 4)
+    for old_mask, new_mask in zip(old_masks, new_masks, strict=True):
+        assert torch.equal(old_mask[0], new_mask[0, index])
+    assert len(set(index.tolist())) == old
+
+
+@pytest.mark.parametrize("qp", [0, 32, 63])
+def test_widened_codec_codes_as_before(qp):
+    torch.manual_seed(0)
+    x = torch.rand(2, 3, 64, 48) - 0.5
+    old = small_intra()
+    new = widen_intra(old, 32, 0).eval()
+    assert new.config.latent_channels == 32
+    assert new.config.prior_network_width == old.config.prior_network_width
+    x_old, bits_old = code(old, x, qp)
+    x_new, bits_new = code(new, x, qp)
+    torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
+    # The new channels round to zero and cost almost nothing at their floor scale.
+    torch.testing.assert_close(bits_new, bits_old, rtol=2e-3, atol=0.5)
+
+
+def test_new_channels_receive_gradients():
+    torch.manual_seed(1)
+    new = widen_intra(small_intra(), 32, 0).train()
+    x = torch.rand(2, 3, 64, 64) - 0.5
+    channel = EstimateChannel(noisy_rate=True)
+    result = new.code_frame(x, torch.tensor([63, 40]), channel)
+    loss = (result.x_hat - x).square().mean() * 1000 + (channel.bits_y + channel.bits_z).mean()
+    loss.backward()
+    fresh = torch.ones(32, dtype=torch.bool)
+    fresh[latent_index(16, 32)] = False
+    # The encoder's rows learn through the straight-through rounding and the decoder's
+    # small new columns; the prior's new scale rows through the rate.
+    encoder_rows = new.enc.enc_2[-1].weight.grad[fresh]
+    scale_rows = new.y_prior_fusion.conv[-1].weight.grad[:32][fresh]
+    assert encoder_rows.abs().sum() > 0
+    assert scale_rows.abs().sum() > 0
+
+
+def test_narrowing_is_refused():
+    with pytest.raises(ValueError, match="multiple of 4 above 16"):
+        widen_intra(small_intra(), 8, 0)
