@@ -242,14 +242,21 @@ def test_samples_are_a_function_of_their_number(numbered_clip: Path, tmp_path: P
     assert any(not (first[n][0] == other_stage[n][0]).all() for n in range(3))
 
 
-def test_small_clips_are_magnified_to_the_crop(tmp_path: Path):
+def test_small_clips_keep_their_scale_and_are_mirrored_to_the_crop(tmp_path: Path):
     path = tmp_path / "small.y4m"
     write_numbered_clip(path, 6, width=48, height=40)
     cache = FrameCache(tmp_path / "cache")
-    dataset = dataset_for(prepare_sources([SourceConfig(kind="video", path=str(path))], cache),
-                          cache, length=3)
-    frames, _ = dataset[0]
-    assert frames.shape == (3, 3, 64, 64)
+    sources = prepare_sources([SourceConfig(kind="video", path=str(path))], cache)
+    dataset = dataset_for(sources, cache, length=3, flips=False)
+    clip = cache.open(sources[0].clips[0].clip)
+    for n in range(4):
+        frames = dataset[n][0].numpy()
+        assert frames.shape == (3, 3, 64, 64)
+        number = frame_numbers(frames)[0]
+        assert (frames[0, :, :40, :48] == clip.read([number])[0]).all()  # its own scale
+        # Beyond the bottom and right edges, the picture mirrors itself.
+        assert (frames[..., 40:64, :] == frames[..., 39:15:-1, :]).all()
+        assert (frames[..., :, 48:64] == frames[..., :, 47:31:-1]).all()
 
 
 def test_clips_too_short_for_the_sequence_are_an_error(numbered_clip: Path, tmp_path: Path):

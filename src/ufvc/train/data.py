@@ -9,14 +9,12 @@ Frames stay uint8 until they reach the device (4x less to copy).
 
 from __future__ import annotations
 
-import math
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch.utils.data import Dataset, Sampler
 
 from ufvc.errors import InputFormatError
@@ -72,23 +70,24 @@ def prepare_sources(
 
 
 def fit_to_crop(frames: np.ndarray, crop: tuple[int, int]) -> np.ndarray:
-    """Magnify frames uint8 [T, 3, H, W] (bilinear) until both sides cover the crop."""
+    """Frames uint8 [T, 3, H, W] mirrored past their bottom and right edges until both
+    sides cover the crop.
+
+    A small clip keeps its own scale (magnifying a 176x144 clip to a 256 crop would teach
+    the codec smoothed content unlike what it is then asked to code).
+    """
     height, width = frames.shape[-2:]
-    factor = max(crop[0] / height, crop[1] / width)
-    if factor <= 1.0:
+    pad_h, pad_w = max(crop[0] - height, 0), max(crop[1] - width, 0)
+    if pad_h == 0 and pad_w == 0:
         return frames
-    size = (max(crop[0], math.ceil(height * factor)), max(crop[1], math.ceil(width * factor)))
-    scaled = F.interpolate(
-        torch.from_numpy(np.ascontiguousarray(frames)).float(), size=size, mode="bilinear",
-        align_corners=False,
-    )
-    return scaled.round().clamp(0, 255).to(torch.uint8).numpy()
+    pads = [(0, 0)] * (frames.ndim - 2) + [(0, pad_h), (0, pad_w)]
+    return np.pad(frames, pads, mode="symmetric")
 
 
 def _read_window(
     access: CachedFrames, indices: list[int], crop: tuple[int, int], top_left: tuple[int, int]
 ) -> np.ndarray:
-    """Frames cut to `crop` at `top_left`, magnified first when the clip is smaller."""
+    """Frames cut to `crop` at `top_left`, mirrored first when the clip is smaller."""
     if access.height >= crop[0] and access.width >= crop[1]:
         return access.read(indices, (top_left[0], top_left[1], crop[0], crop[1]))
     frames = fit_to_crop(access.read(indices), crop)

@@ -56,7 +56,8 @@ def draw_motion(
     """Draw one sequence's camera path, moving patches and brightness change.
 
     The camera never samples outside the image when the image is large enough for the
-    drawn path. Images smaller than the crop are magnified to fit.
+    drawn path. An image close to the crop's size is magnified a little (the data loader
+    mirrors smaller pictures out to the crop first).
     """
     height, width = image_size
     h, w = crop
