@@ -1,13 +1,16 @@
-"""Widen a trained intra codec's latent, keeping what it has learnt (model surgery).
+"""Widen a trained intra codec (its latent or its decoder), keeping what it has learnt.
 
-The old channels keep their quadtree step: the masks give channel i of C to group
-i // (C/4), so channel i moves to the same place in its group of the wider latent. The
-new channels start small in the encoder and in the decoder's input, so at first they
-round to zero and the output does not change; their prior starts at zero mean with a
-scale just above the floor at the finest step (a gradient reaches it, almost no bits are
-spent). The prior networks keep their width (`prior_width`) and only grow where they
-read or write the latent; new input columns start at zero, so the old channels' prior is
-unchanged. Training then learns to use the new channels.
+Latent (`widen_intra`): the old channels keep their quadtree step (the masks give channel
+i of C to group i // (C/4)), so channel i moves to the same place in its group of the
+wider latent. The new channels start at zero in the encoder (they round to zero, so the
+output does not change) and small in the decoder's input (so a gradient reaches the
+encoder's new rows through the straight-through rounding); their prior starts at zero
+mean with a scale just above the floor at the finest step (a gradient reaches it, almost
+no bits are spent). The prior networks keep their width (`prior_width`) and only grow
+where they read or write the latent; new input columns start at zero, so the old
+channels' prior is unchanged.
+
+Decoder (`widen_decoder`): the usual function-preserving widening (below).
 """
 
 from __future__ import annotations
@@ -101,6 +104,42 @@ def widen_intra(old: IntraCodec, latent: int, prior_width: int) -> IntraCodec:
             finest = old.q_step.abs().min().item() if old.q_step is not None else 1.0
             scales[: latent] = SCALE_FLOOR * 1.05 * finest
             value = torch.where(fresh, scales, value)
+        widened[key] = value
+    new.load_state_dict(widened)
+    return new
+
+
+def widen_decoder(old: IntraCodec, width: int) -> IntraCodec:
+    """A copy of `old` whose synthesis transform works at `width` channels.
+
+    The usual function-preserving widening: the old units keep their weights (and the
+    first places, so the groups of pixel_shuffle and of the DC blocks' feed-forward
+    branches stay whole), new units read the old ones through small random weights and
+    are read by nothing at first (zero columns), so the output does not change and every
+    new weight receives a gradient once its neighbours move.
+    """
+    if width <= old.config.decoder_width:
+        raise ValueError(f"the new decoder width must be above {old.config.decoder_width}")
+    config = dataclasses.replace(old.config, decoder_width=width)
+    generator = torch.Generator().manual_seed(0)
+    new = IntraCodec(config)
+    old_state = old.state_dict()
+    widened = {}
+    for key, target in new.state_dict().items():
+        source = old_state[key]
+        if source.shape == target.shape:
+            widened[key] = source.clone()
+            continue
+        old_part = tuple(slice(0, size) for size in source.shape)
+        if key == "q_scale_dec":  # per qp and channel: new channels take the row's mean
+            value = source.mean(dim=1, keepdim=True).expand(target.shape).clone()
+        elif source.dim() == 1:  # biases of new units start at zero
+            value = torch.zeros_like(target)
+        else:
+            rms = source.float().square().mean().sqrt()
+            value = torch.randn(target.shape, generator=generator) * rms * DECODER_GAIN
+            value[:source.shape[0], source.shape[1]:] = 0  # old units ignore new inputs
+        value[old_part] = source
         widened[key] = value
     new.load_state_dict(widened)
     return new
