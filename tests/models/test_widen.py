@@ -11,7 +11,7 @@ from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import INTRA_S, IntraCodec
 from ufvc.models.qp_tables import step_table
 from ufvc.models.recipe import recipe_state_dict
-from ufvc.models.widen import latent_index, widen_decoder, widen_intra
+from ufvc.models.widen import latent_index, widen_decoder, widen_encoder, widen_intra
 from ufvc.nn.masks import quadtree_masks
 
 # ufvc-s's structure (half width, learned steps) at a test size.
@@ -99,3 +99,31 @@ def test_widened_decoder_codes_as_before_and_every_new_weight_can_learn():
     # The new units' outgoing (zero) columns get a gradient at once.
     assert new.dec.dec_2.adaptor.weight.grad[:, 16:].abs().sum() > 0
     assert new.dec.dec_1[1].dc[3].weight.grad[:16, 8:].abs().sum() > 0
+
+
+def test_widened_encoder_codes_as_before_and_its_new_units_can_learn():
+    torch.manual_seed(3)
+    x = torch.rand(2, 3, 64, 48) - 0.5
+    old = small_intra()
+    new = widen_encoder(old, 32)
+    assert new.config.encoder_width == 32
+    assert new.q_scale_enc.shape == (SMALL.num_qp, 32)
+    for qp in (0, 63):
+        x_old, bits_old = code(old, x, qp)
+        x_new, bits_new = code(new, x, qp)
+        torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(bits_new, bits_old)
+    new.train()
+    channel = EstimateChannel(noisy_rate=True)
+    result = new.code_frame(x, torch.tensor([63, 20]), channel)
+    loss = (result.x_hat - x).square().mean() * 1000 + (channel.bits_y + channel.bits_z).mean()
+    loss.backward()
+    # The last layer's zero columns, which read the new units, get a gradient at once.
+    assert new.enc.enc_2[-1].weight.grad[:, 16:].abs().sum() > 0
+
+
+def test_narrower_transforms_are_refused():
+    with pytest.raises(ValueError, match="encoder width must be above 16"):
+        widen_encoder(small_intra(), 16)
+    with pytest.raises(ValueError, match="decoder width must be above 16"):
+        widen_decoder(small_intra(), 8)

@@ -1,4 +1,4 @@
-"""Widen a trained intra codec (its latent or its decoder), keeping what it has learnt.
+"""Widen a trained intra codec (latent, encoder or decoder), keeping what it has learnt.
 
 Latent (`widen_intra`): the old channels keep their quadtree step (the masks give channel
 i of C to group i // (C/4)), so channel i moves to the same place in its group of the
@@ -10,7 +10,8 @@ no bits are spent). The prior networks keep their width (`prior_width`) and only
 where they read or write the latent; new input columns start at zero, so the old
 channels' prior is unchanged.
 
-Decoder (`widen_decoder`): the usual function-preserving widening (below).
+Encoder and decoder (`widen_encoder`, `widen_decoder`): the usual function-preserving
+widening (below).
 """
 
 from __future__ import annotations
@@ -22,7 +23,7 @@ import torch
 from ufvc.models.intra import IntraCodec
 from ufvc.nn.entropy import SCALE_FLOOR
 
-DECODER_GAIN = 0.1  # new decoder columns, relative to the RMS of the old ones
+NEW_WEIGHT_GAIN = 0.1  # new weights of a widened layer, relative to the RMS of the old ones
 DECODER_INPUT = "dec.dec_1.0.up.conv.0.weight"
 
 
@@ -94,7 +95,7 @@ def widen_intra(old: IntraCodec, latent: int, prior_width: int) -> IntraCodec:
             value = torch.where(fresh, source.mean(dim=1, keepdim=True).expand_as(value),
                                 value)
         elif key == DECODER_INPUT:
-            noise = torch.randn(value.shape, generator=generator) * rms * DECODER_GAIN
+            noise = torch.randn(value.shape, generator=generator) * rms * NEW_WEIGHT_GAIN
             value = torch.where(fresh, noise, value)
         elif key in prior_outputs:
             # Output is scales|means: new scales start just above the floor, means at 0.
@@ -110,17 +111,29 @@ def widen_intra(old: IntraCodec, latent: int, prior_width: int) -> IntraCodec:
 
 
 def widen_decoder(old: IntraCodec, width: int) -> IntraCodec:
-    """A copy of `old` whose synthesis transform works at `width` channels.
+    """A copy of `old` whose synthesis transform works at `width` channels."""
+    return _widen_transform(old, "decoder_width", "q_scale_dec", width)
+
+
+def widen_encoder(old: IntraCodec, width: int) -> IntraCodec:
+    """A copy of `old` whose analysis transform works at `width` channels."""
+    return _widen_transform(old, "encoder_width", "q_scale_enc", width)
+
+
+def _widen_transform(old: IntraCodec, field: str, qp_table: str, width: int) -> IntraCodec:
+    """Widen one transform (`field` of the config), keeping the codec's output.
 
     The usual function-preserving widening: the old units keep their weights (and the
     first places, so the groups of pixel_shuffle and of the DC blocks' feed-forward
     branches stay whole), new units read the old ones through small random weights and
     are read by nothing at first (zero columns), so the output does not change and every
-    new weight receives a gradient once its neighbours move.
+    new weight receives a gradient once its neighbours move. `qp_table` is the
+    transform's per-qp channel scaling: its new channels take each row's mean.
     """
-    if width <= old.config.decoder_width:
-        raise ValueError(f"the new decoder width must be above {old.config.decoder_width}")
-    config = dataclasses.replace(old.config, decoder_width=width)
+    if width <= getattr(old.config, field):
+        raise ValueError(f"the new {field.replace('_', ' ')} must be above "
+                         f"{getattr(old.config, field)}")
+    config = dataclasses.replace(old.config, **{field: width})
     generator = torch.Generator().manual_seed(0)
     new = IntraCodec(config)
     old_state = old.state_dict()
@@ -131,13 +144,13 @@ def widen_decoder(old: IntraCodec, width: int) -> IntraCodec:
             widened[key] = source.clone()
             continue
         old_part = tuple(slice(0, size) for size in source.shape)
-        if key == "q_scale_dec":  # per qp and channel: new channels take the row's mean
+        if key == qp_table:
             value = source.mean(dim=1, keepdim=True).expand(target.shape).clone()
         elif source.dim() == 1:  # biases of new units start at zero
             value = torch.zeros_like(target)
         else:
             rms = source.float().square().mean().sqrt()
-            value = torch.randn(target.shape, generator=generator) * rms * DECODER_GAIN
+            value = torch.randn(target.shape, generator=generator) * rms * NEW_WEIGHT_GAIN
             value[:source.shape[0], source.shape[1]:] = 0  # old units ignore new inputs
         value[old_part] = source
         widened[key] = value
