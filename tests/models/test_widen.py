@@ -11,7 +11,15 @@ from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import INTRA_S, IntraCodec
 from ufvc.models.qp_tables import step_table
 from ufvc.models.recipe import recipe_state_dict
-from ufvc.models.widen import latent_index, widen_decoder, widen_encoder, widen_intra
+from ufvc.models.registry import UFVC_S_VIDEO
+from ufvc.models.video import ChunkCodec
+from ufvc.models.widen import (
+    latent_index,
+    widen_decoder,
+    widen_encoder,
+    widen_intra,
+    widen_video,
+)
 from ufvc.nn.masks import quadtree_masks
 
 # ufvc-s's structure (half width, learned steps) at a test size.
@@ -127,3 +135,50 @@ def test_narrower_transforms_are_refused():
         widen_encoder(small_intra(), 16)
     with pytest.raises(ValueError, match="decoder width must be above 16"):
         widen_decoder(small_intra(), 8)
+
+
+# ufvc-s's video structure (half-width blocks, shared recon groups, learned steps), small.
+SMALL_VIDEO = dataclasses.replace(UFVC_S_VIDEO, frames=2, y_channels=16, z_channels=8,
+                                  feature_channels=16, memory_channels=16, recon_channels=8)
+
+
+def small_video() -> ChunkCodec:
+    model = ChunkCodec(SMALL_VIDEO)
+    model.load_state_dict(recipe_state_dict(model))
+    model.q_step.data = step_table(SMALL_VIDEO.qp_step_range, SMALL_VIDEO.num_qp).data
+    return model.eval()
+
+
+def code_two_chunks(model: ChunkCodec, video: torch.Tensor, qp: int):
+    """Reconstructions and estimated bits of two chunks (the second reads the memory)."""
+    state = model.init_state(video[:, 0])
+    outputs, bits = [], []
+    with torch.no_grad():
+        for chunk in (video[:, 1:3], video[:, 3:5]):
+            channel = EstimateChannel()
+            result = model.code_chunk(chunk, torch.tensor([qp]), state, channel)
+            state = result.state
+            outputs.append(result.x_hat)
+            bits.append(channel.bits_y + channel.bits_z)
+    return torch.cat(outputs, 1), torch.stack(bits)
+
+
+def test_widened_video_codes_as_before_and_its_new_units_can_learn():
+    torch.manual_seed(4)
+    video = torch.rand(1, 5, 3, 32, 48) - 0.5
+    old = small_video()
+    new = widen_video(old, 32)
+    assert new.config.feature_channels == 32
+    for qp in (0, 63):
+        x_old, bits_old = code_two_chunks(old, video, qp)
+        x_new, bits_new = code_two_chunks(new, video, qp)
+        torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(bits_new, bits_old)
+    new.train()
+    state = new.init_state(video[:, 0])
+    result = new.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
+    (result.x_hat - video[:, 1:3]).square().mean().backward()
+    # The recon head's zero columns, which read the new feature channels, learn at once.
+    assert new.recon_head.conv2[0][0].adaptor.weight.grad[:, 16:].abs().sum() > 0
+    with pytest.raises(ValueError, match="feature width must be above 16"):
+        widen_video(old, 16)

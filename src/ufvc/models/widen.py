@@ -1,4 +1,5 @@
-"""Widen a trained intra codec (latent, encoder or decoder), keeping what it has learnt.
+"""Widen a trained codec, keeping what it has learnt: the intra codec's latent, encoder or
+decoder, the video codec's feature width.
 
 Latent (`widen_intra`): the old channels keep their quadtree step (the masks give channel
 i of C to group i // (C/4)), so channel i moves to the same place in its group of the
@@ -10,8 +11,8 @@ no bits are spent). The prior networks keep their width (`prior_width`) and only
 where they read or write the latent; new input columns start at zero, so the old
 channels' prior is unchanged.
 
-Encoder and decoder (`widen_encoder`, `widen_decoder`): the usual function-preserving
-widening (below).
+Transforms (`widen_encoder`, `widen_decoder`, `widen_video`): the usual
+function-preserving widening (`grown_state`).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ from __future__ import annotations
 import dataclasses
 
 import torch
+from torch import nn
 
 from ufvc.models.intra import IntraCodec
+from ufvc.models.video import ChunkCodec
 from ufvc.nn.entropy import SCALE_FLOOR
 
 NEW_WEIGHT_GAIN = 0.1  # new weights of a widened layer, relative to the RMS of the old ones
 DECODER_INPUT = "dec.dec_1.0.up.conv.0.weight"
+DECODER_CONCAT = "decoder.conv1.0.adaptor.weight"  # the video decoder's first layer
 
 
 def latent_index(old: int, new: int) -> torch.Tensor:
@@ -121,38 +125,70 @@ def widen_encoder(old: IntraCodec, width: int) -> IntraCodec:
 
 
 def _widen_transform(old: IntraCodec, field: str, qp_table: str, width: int) -> IntraCodec:
-    """Widen one transform (`field` of the config), keeping the codec's output.
-
-    The usual function-preserving widening: the old units keep their weights (and the
-    first places, so the groups of pixel_shuffle and of the DC blocks' feed-forward
-    branches stay whole), new units read the old ones through small random weights and
-    are read by nothing at first (zero columns), so the output does not change and every
-    new weight receives a gradient once its neighbours move. `qp_table` is the
-    transform's per-qp channel scaling: its new channels take each row's mean.
-    """
+    """Widen one transform of the intra codec (`field` of its config), keeping its output."""
     if width <= getattr(old.config, field):
         raise ValueError(f"the new {field.replace('_', ' ')} must be above "
                          f"{getattr(old.config, field)}")
-    config = dataclasses.replace(old.config, **{field: width})
+    new = IntraCodec(dataclasses.replace(old.config, **{field: width}))
+    new.load_state_dict(grown_state(old, new, qp_tables=(qp_table,)))
+    return new
+
+
+def widen_video(old: ChunkCodec, feature_channels: int) -> ChunkCodec:
+    """A copy of `old` whose encoder, decoder and decoded feature are `feature_channels` wide.
+
+    The decoded feature is what the reconstruction head turns into the chunk's frames and
+    what the next chunk's memory reads, so its width bounds the detail a chunk can carry.
+    """
+    old_f = old.config.feature_channels
+    if feature_channels <= old_f:
+        raise ValueError(f"the new feature width must be above {old_f}")
+    new = ChunkCodec(dataclasses.replace(old.config, feature_channels=feature_channels))
+    # The decoder reads cat(upsampled latent, context): the context moves up.
+    ctx = old.config.memory_channels
+    places = {(DECODER_CONCAT, 1): torch.cat((torch.arange(old_f),
+                                              feature_channels + torch.arange(ctx)))}
+    new.load_state_dict(grown_state(old, new, qp_tables=("q_encoder", "q_decoder"),
+                                    places=places))
+    return new
+
+
+def grown_state(old: nn.Module, new: nn.Module, *, qp_tables: tuple[str, ...] = (),
+                places: dict[tuple[str, int], torch.Tensor] | None = None
+                ) -> dict[str, torch.Tensor]:
+    """`new`'s state holding `old`'s weights, so that `new` computes what `old` did.
+
+    The usual function-preserving widening: the old units keep their weights (by default
+    the first places of every grown dimension, so the groups of pixel_shuffle and of the
+    DC blocks' feed-forward branches stay whole; `places` says otherwise for a dimension
+    (key, dim) that concatenates several inputs). New units read the old ones through
+    small random weights and are read by nothing at first (zero columns), so the output
+    does not change and every new weight receives a gradient once its neighbours move.
+    In a per-qp table (`qp_tables`, [qp, channel]) new channels take each row's mean.
+    """
+    places = places or {}
     generator = torch.Generator().manual_seed(0)
-    new = IntraCodec(config)
     old_state = old.state_dict()
-    widened = {}
+    grown = {}
     for key, target in new.state_dict().items():
         source = old_state[key]
         if source.shape == target.shape:
-            widened[key] = source.clone()
+            grown[key] = source.clone()
             continue
-        old_part = tuple(slice(0, size) for size in source.shape)
-        if key == qp_table:
+        index = [places.get((key, dim), torch.arange(size))
+                 for dim, size in enumerate(source.shape)]
+        if key in qp_tables:
             value = source.mean(dim=1, keepdim=True).expand(target.shape).clone()
         elif source.dim() == 1:  # biases of new units start at zero
             value = torch.zeros_like(target)
         else:
             rms = source.float().square().mean().sqrt()
             value = torch.randn(target.shape, generator=generator) * rms * NEW_WEIGHT_GAIN
-            value[:source.shape[0], source.shape[1]:] = 0  # old units ignore new inputs
-        value[old_part] = source
-        widened[key] = value
-    new.load_state_dict(widened)
-    return new
+            old_rows = torch.zeros(target.shape[0], dtype=torch.bool)
+            old_rows[index[0]] = True
+            new_columns = torch.ones(target.shape[1], dtype=torch.bool)
+            new_columns[index[1]] = False
+            value[torch.outer(old_rows, new_columns)] = 0  # old units ignore new inputs
+        value[torch.meshgrid(*index, indexing="ij")] = source
+        grown[key] = value
+    return grown

@@ -1,9 +1,11 @@
-"""Widen the intra codec of a trained model (latent, encoder, decoder), keeping what it learnt.
+"""Widen a trained model (intra latent, encoder, decoder; video feature), keeping what it learnt.
 
-    python benchmarks/widen_intra.py results/training/campaign/ufvc-s-campaign.ufvm \
+    python benchmarks/widen_model.py results/training/campaign/ufvc-s-campaign.ufvm \
         --latent 256 --prior-width 256 --to runs/wide-latent.ufvm
-    python benchmarks/widen_intra.py results/training/campaign/ufvc-s-campaign.ufvm \
+    python benchmarks/widen_model.py results/training/campaign/ufvc-s-campaign.ufvm \
         --decoder-width 256 --to runs/wide-decoder.ufvm
+    python benchmarks/widen_model.py src/ufvc/weights/ufvc-s.ufvm \
+        --video-feature 256 --to runs/wide-video.ufvm
 
 The half-width intra codec of `ufvc-s` has 128 latent channels at 1/16 resolution: half a
 value per pixel, so its reconstructions lie on a manifold that block PCA with 128 of 768
@@ -14,7 +16,8 @@ channels, half-width blocks) can be widened the same way.
 
 Training (`ufvc train ... model.intra.latent_channels=256 model.intra.prior_width=256
 model.init=<this file>`, or `model.intra.decoder_width=256`, `model.intra.encoder_width=256`)
-then learns to use them.
+then learns to use them. The video codec's decoded feature (128 channels at 1/8
+resolution for a whole 8-frame chunk) widens the same way (`model.video.feature_channels`).
 """
 
 from __future__ import annotations
@@ -25,7 +28,7 @@ from pathlib import Path
 
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import CodecModel, load_model_file
-from ufvc.models.widen import widen_decoder, widen_encoder, widen_intra
+from ufvc.models.widen import widen_decoder, widen_encoder, widen_intra, widen_video
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -37,10 +40,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="inner width of the prior networks (default: keep the old)")
     parser.add_argument("--encoder-width", type=int, help="new encoder width")
     parser.add_argument("--decoder-width", type=int, help="new decoder width")
+    parser.add_argument("--video-feature", type=int,
+                        help="new feature width of the video codec")
     parser.add_argument("--to", type=Path, required=True, help="the widened .ufvm")
     args = parser.parse_args(argv)
-    if not (args.latent or args.encoder_width or args.decoder_width):
-        parser.error("give --latent, --encoder-width and/or --decoder-width")
+    if not (args.latent or args.encoder_width or args.decoder_width or args.video_feature):
+        parser.error("give --latent, --encoder-width, --decoder-width or --video-feature")
     model = load_model_file(args.model)
     intra = model.intra
     if args.latent:
@@ -49,20 +54,25 @@ def main(argv: list[str] | None = None) -> int:
         intra = widen_encoder(intra, args.encoder_width)
     if args.decoder_width:
         intra = widen_decoder(intra, args.decoder_width)
-    widened = CodecModel(model.name, model.model_id, intra.config, model.video.config)
+    video = model.video
+    if args.video_feature:
+        video = widen_video(video, args.video_feature)
+    widened = CodecModel(model.name, model.model_id, intra.config, video.config)
     widened.intra.load_state_dict(intra.state_dict())
-    widened.video.load_state_dict(model.video.state_dict())
+    widened.video.load_state_dict(video.state_dict())
     metadata = dict(read_ufvm(args.model).metadata)
     metadata["widened_from"] = {"file": Path(args.model).name,
                                 "latent_channels": model.intra.config.latent_channels,
                                 "encoder_width": model.intra.config.encoder_width,
-                                "decoder_width": model.intra.config.decoder_width}
+                                "decoder_width": model.intra.config.decoder_width,
+                                "video_feature_channels": model.video.config.feature_channels}
     save_ufvm(widened, args.to, metadata=metadata)
     old = model.intra.config
     print(f"{args.to}: intra latent {old.latent_channels} -> {intra.config.latent_channels} "
           f"(prior width {intra.config.prior_network_width}), encoder width "
           f"{old.encoder_width} -> {intra.config.encoder_width}, decoder width "
-          f"{old.decoder_width} -> {intra.config.decoder_width}")
+          f"{old.decoder_width} -> {intra.config.decoder_width}; video feature "
+          f"{model.video.config.feature_channels} -> {video.config.feature_channels}")
     return 0
 
 
