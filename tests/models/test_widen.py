@@ -42,6 +42,15 @@ def code(model: IntraCodec, x: torch.Tensor, qp: int) -> tuple[torch.Tensor, tor
     return result.x_hat, channel.bits_y + channel.bits_z
 
 
+def assert_codes_alike(coder, old, new, x) -> None:
+    """`new` reconstructs and spends exactly what `old` does, at the lowest and top qp."""
+    for qp in (0, 63):
+        x_old, bits_old = coder(old, x, qp)
+        x_new, bits_new = coder(new, x, qp)
+        torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(bits_new, bits_old)
+
+
 def test_latent_index_keeps_each_channel_in_its_quadtree_group():
     old, new = 16, 32
     index = latent_index(old, new)
@@ -96,11 +105,7 @@ def test_widened_decoder_codes_as_before_and_every_new_weight_can_learn():
     old = small_intra()
     new = widen_decoder(old, 32)
     assert new.config.decoder_width == 32
-    for qp in (0, 63):
-        x_old, bits_old = code(old, x, qp)
-        x_new, bits_new = code(new, x, qp)
-        torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(bits_new, bits_old)
+    assert_codes_alike(code, old, new, x)
     new.train()
     result = new.code_frame(x, torch.tensor([63, 20]), EstimateChannel(noisy_rate=True))
     (result.x_hat - x).square().mean().backward()
@@ -116,11 +121,7 @@ def test_widened_encoder_codes_as_before_and_its_new_units_can_learn():
     new = widen_encoder(old, 32)
     assert new.config.encoder_width == 32
     assert new.q_scale_enc.shape == (SMALL.num_qp, 32)
-    for qp in (0, 63):
-        x_old, bits_old = code(old, x, qp)
-        x_new, bits_new = code(new, x, qp)
-        torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(bits_new, bits_old)
+    assert_codes_alike(code, old, new, x)
     new.train()
     channel = EstimateChannel(noisy_rate=True)
     result = new.code_frame(x, torch.tensor([63, 20]), channel)
@@ -169,11 +170,7 @@ def test_widened_video_codes_as_before_and_its_new_units_can_learn():
     old = small_video()
     new = widen_video(old, 32)
     assert new.config.feature_channels == 32
-    for qp in (0, 63):
-        x_old, bits_old = code_two_chunks(old, video, qp)
-        x_new, bits_new = code_two_chunks(new, video, qp)
-        torch.testing.assert_close(x_new, x_old, rtol=1e-5, atol=1e-5)
-        torch.testing.assert_close(bits_new, bits_old)
+    assert_codes_alike(code_two_chunks, old, new, video)
     new.train()
     state = new.init_state(video[:, 0])
     result = new.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
