@@ -27,7 +27,7 @@ import torch
 
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.qp_tables import interpolate_qp_rows, stretch_top_steps
-from ufvc.models.registry import create_model, load_model_file
+from ufvc.models.registry import CodecModel, create_model, load_model_file
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +50,12 @@ def main(argv: list[str] | None = None) -> int:
     metadata.setdefault("shipped_from", Path(args.trained).name)
     metadata["storage"] = "float16"
     if args.intra_from:
-        model.intra.load_state_dict(load_model_file(args.intra_from).intra.state_dict())
+        # The donor's intra codec may have another structure (a widened campaign stage).
+        donor = load_model_file(args.intra_from).intra
+        video = model.video
+        model = CodecModel(model.name, model.model_id, donor.config, video.config)
+        model.intra.load_state_dict(donor.state_dict())
+        model.video.load_state_dict(video.state_dict())
         metadata["intra_from"] = Path(args.intra_from).name
     if args.levels:
         interpolate_qp_rows(model, args.levels)
