@@ -1,7 +1,11 @@
 #!/usr/bin/env bash
 # One GPU lease of the ufvc-s training campaign (issue 13), as one command for the device
 # tool: train from the campaign's latest committed weights for at most MINUTES (default 8)
-# on the self-contained pack, then write float16 weights (about 16 MB) and the log to $OUT.
+# on the self-contained pack, then write the float16 weights (about 18 MB) to $OUT in parts
+# of at most 15 MiB (the device returns files of at most 16 MiB), with their SHA-256 and
+# the log. Rejoin them here:
+#   cat <files_at>/ufvc-s-campaign.ufvm.part* > results/training/campaign/ufvc-s-campaign.ufvm
+#   (cd results/training/campaign && sha256sum -c <files_at>/ufvc-s-campaign.ufvm.sha256)
 #
 #   here:   ufvc gather-photos && python benchmarks/make_gpu_pack.py
 #   device: run(command="bash benchmarks/gpu_train.sh", carry=["gpu-pack"], timeout_s=600)
@@ -20,6 +24,9 @@ export PYTHONPATH=$PWD/src PYTHONUNBUFFERED=1
 "$python" -m ufvc train --config "$config" --out "$run" --quiet \
     --max-minutes "${MINUTES:-8}" device="${DEVICE:-cuda}" model.init="$init" "$@"
 "$python" benchmarks/ship_weights.py "$run/ufvc-s.ufvm" --levels 0 8 16 24 32 40 48 56 63 \
-    --to "$out/ufvc-s-campaign.ufvm"
+    --to "$run/ufvc-s-campaign.ufvm"
+mkdir -p "$out"
+split -b 15M -d "$run/ufvc-s-campaign.ufvm" "$out/ufvc-s-campaign.ufvm.part"
+(cd "$run" && sha256sum ufvc-s-campaign.ufvm) > "$out/ufvc-s-campaign.ufvm.sha256"
 cp "$run/train_log.csv" "$out/gpu_train_log.csv"
 ls -l "$out"
