@@ -13,8 +13,9 @@ keeps the float kernels (their speed) and removes the freedom they have:
   two below 2**24 in magnitude, which float32 represents exactly, so any summation order,
   blocking, thread split or instruction set gives the same result.
 * **The grid follows the data, exactly.** ``e`` is derived from the tensor's largest
-  magnitude (a max is exact) with ``frexp`` (exact), so no calibration is stored and
-  every machine picks the same grid.
+  magnitude (a max is exact) with ``frexp``'s exponent (exact; read from the float's
+  bits, `frexp_exponent`), so no calibration is stored and every machine picks the same
+  grid.
 * **No library transcendental.** WSiLU is a lookup table indexed by the input's grid
   position; its entries are computed once per grid in float64 and rounded to the grid,
   with near-ties decided in exact decimal arithmetic, so every machine builds the same
@@ -54,13 +55,33 @@ def pow2(k: torch.Tensor) -> torch.Tensor:
     return ((k.to(torch.int32) + 127) << 23).view(torch.float32)
 
 
+# Per float type: the integer type of its bits, the mantissa width, the exponent mask, and
+# the exponent bias as frexp counts it (a mantissa in [0.5, 1)).
+_FLOAT_LAYOUT = {torch.float32: (torch.int32, 23, 0xFF, 126),
+                 torch.float64: (torch.int64, 52, 0x7FF, 1022)}
+
+
+def frexp_exponent(x: torch.Tensor) -> torch.Tensor:
+    """The exponent of `torch.frexp(x)` (int32; 0 for zero and non-finite x), read from
+    x's bits: exact, and inductor compiles it (its CPU code for frexp does not build).
+    x is float32 or float64."""
+    int_type, mantissa_bits, mask, bias = _FLOAT_LAYOUT[x.dtype]
+    magnitude = x.abs()
+    # Subnormals have no implicit leading bit: scale them into the normal range (exact).
+    subnormal = magnitude < torch.finfo(x.dtype).tiny
+    scaled = torch.where(subnormal, magnitude * 2.0**64, magnitude)
+    biased = (scaled.view(int_type) >> mantissa_bits) & mask
+    exponent = biased.to(torch.int32) - bias - torch.where(subnormal, 64, 0).to(torch.int32)
+    return torch.where((magnitude == 0) | ~torch.isfinite(x), 0, exponent).to(torch.int32)
+
+
 def grid_exponent(x: torch.Tensor, bits: int) -> torch.Tensor:
     """The exponent e (an int32 tensor) of the finest grid n * 2**-e with |n| <= 2**bits
     holding all of x; an exact function of x's largest magnitude. A non-finite x gives
     some grid (the decoder's CRC check reports such a stream)."""
     amax = x.detach().abs().amax() if x.numel() else x.new_zeros(())
-    _, exponent = torch.frexp(amax)  # amax = m * 2**exponent, 0.5 <= m < 1 (0 for 0, inf)
-    return torch.clamp(bits - exponent.to(torch.int32), -MAX_EXPONENT, MAX_EXPONENT)
+    exponent = frexp_exponent(amax)  # amax = m * 2**exponent, 0.5 <= m < 1
+    return torch.clamp(bits - exponent, -MAX_EXPONENT, MAX_EXPONENT)
 
 
 def channel_exponents(x: torch.Tensor, bits: int) -> torch.Tensor:
@@ -68,8 +89,7 @@ def channel_exponents(x: torch.Tensor, bits: int) -> torch.Tensor:
     |n| <= 2**bits holding channel i of x [B, C, H, W] (exact, as `grid_exponent`)."""
     x = x.detach()
     amax = torch.maximum(x.amax(dim=(0, 2, 3)), -x.amin(dim=(0, 2, 3)))  # no |x| copy
-    _, exponent = torch.frexp(amax)
-    return torch.clamp(bits - exponent.to(torch.int32), -MAX_EXPONENT, MAX_EXPONENT)
+    return torch.clamp(bits - frexp_exponent(amax), -MAX_EXPONENT, MAX_EXPONENT)
 
 
 def integer_weights(weight: torch.Tensor, input_bits: int
@@ -163,10 +183,10 @@ class ExactConv2d(nn.Conv2d):
         scaled = w.abs() * torch.exp2(-shift)  # |w_ci| 2**-e_i, exact
         # An exact upper bound of each row's sum: fixed point with the largest term near
         # 2**40, summed in int64; its bit length P gives sum < 2**(P - s).
-        _, top = torch.frexp(scaled.amax().clamp_min(2.0**-1000))
+        top = frexp_exponent(scaled.amax().clamp_min(2.0**-1000))
         s = 40 - top
         fixed = torch.ceil(scaled * torch.exp2(s.double())).to(torch.int64).sum(1)
-        _, bits = torch.frexp(fixed.double().clamp_min(1.0))
+        bits = frexp_exponent(fixed.double().clamp_min(1.0))
         budget = int(math.log2(ACC_LIMIT)) - self.input_bits
         grid = (budget - 1 - (bits - s)).double()  # sum|m| < 2**(budget-1) + K/2
         grid = torch.minimum(grid, self._grid_cap.to(e.device))
@@ -253,10 +273,15 @@ class WSiLUTable:
     def table(self, device: torch.device) -> torch.Tensor:
         """Rows e = TABLE_EXPONENTS[0] .. [1], flattened."""
         table = self._tables.get(device)
-        if table is None:
-            low, high = TABLE_EXPONENTS
-            rows = [_wsilu_table(e, self.bits) for e in range(low, high + 1)]
-            table = self._tables[device] = torch.cat(rows).to(device)
+        return self._build(device) if table is None else table
+
+    # Built once, eagerly: traced by torch.compile, the rows' data-dependent tie checks
+    # would split a compiled network into about a hundred graphs.
+    @torch.compiler.disable
+    def _build(self, device: torch.device) -> torch.Tensor:
+        low, high = TABLE_EXPONENTS
+        rows = [_wsilu_table(e, self.bits) for e in range(low, high + 1)]
+        table = self._tables[device] = torch.cat(rows).to(device)
         return table
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
