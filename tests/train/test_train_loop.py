@@ -169,3 +169,14 @@ def test_quantisation_aware_run_trains_through_the_portable_roundings(
     # The export holds plain weights (the portable arithmetic is not a checkpoint format).
     exported = load_model_file(result.export)
     assert not is_portable(exported)
+
+
+def test_quantisation_aware_run_trains_in_bfloat16(run_table, tmp_path: Path, one_thread):
+    # The campaign's stage B setting: the portable roundings see bfloat16 activations.
+    table = run_table(intra_steps=2, video_steps=2)
+    table["portable"], table["precision"] = True, "bf16"
+    result = run_training(config_from_table(table), out_dir=tmp_path, config_table=table)
+    assert result.finished
+    losses = _validation_losses(result.log_path)
+    assert set(losses) == {"intra", "video"}
+    assert all(torch.isfinite(torch.tensor(v)).all() for v in losses.values())

@@ -64,7 +64,10 @@ _FLOAT_LAYOUT = {torch.float32: (torch.int32, 23, 0xFF, 126),
 def frexp_exponent(x: torch.Tensor) -> torch.Tensor:
     """The exponent of `torch.frexp(x)` (int32; 0 for zero and non-finite x), read from
     x's bits: exact, and inductor compiles it (its CPU code for frexp does not build).
-    x is float32 or float64."""
+    Narrower floats (bfloat16, float16 in training) are read as float32, which holds
+    their values exactly."""
+    if x.dtype not in _FLOAT_LAYOUT:
+        x = x.float()
     int_type, mantissa_bits, mask, bias = _FLOAT_LAYOUT[x.dtype]
     magnitude = x.abs()
     # Subnormals have no implicit leading bit: scale them into the normal range (exact).
