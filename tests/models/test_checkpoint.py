@@ -118,6 +118,11 @@ def test_non_checkpoints_and_damaged_files_raise_checkpoint_error(tmp_path):
     with pytest.raises(CheckpointError, match="not found"):
         read_ufvm(tmp_path / "missing.ufvm")
 
+    junk = tmp_path / "junk.ufvm"  # the unpickler reads b"junk" as a lookup of a missing memo
+    junk.write_bytes(b"junk\n")
+    with pytest.raises(CheckpointError, match="not a checkpoint or is damaged"):
+        read_ufvm(junk)
+
 
 def test_pickled_objects_are_refused(tmp_path):
     path = tmp_path / "object.pth.tar"

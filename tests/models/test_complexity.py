@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
 import pytest
 
 from ufvc.cli import main
+from ufvc.models.checkpoint import save_ufvm
 from ufvc.models.complexity import model_complexity
+from ufvc.models.intra import INTRA_TINY
+from ufvc.models.registry import CodecModel
+from ufvc.models.video import TINY
 
 MANIFESTS = Path(__file__).parents[1] / "fixtures" / "manifests"
 
@@ -72,3 +77,21 @@ def test_info_text_and_bad_arguments(capsys):
     assert main(["info"]) == 2
     assert main(["info", "--model", "ufvc-s", "--size", "1920"]) == 2
     assert main(["info", "--model", "no-such-model"]) == 2
+
+
+def test_info_describes_a_model_file_by_its_own_structure(tmp_path, capsys):
+    wider = dataclasses.replace(INTRA_TINY, decoder_width=2 * INTRA_TINY.decoder_width)
+    path = tmp_path / "wider.ufvm"
+    save_ufvm(CodecModel("ufvc-tiny", 250, wider, TINY), path)
+    reports = []
+    for model in ("ufvc-tiny", str(path)):
+        assert main(["info", "--model", model, "--size", "320x240", "--json"]) == 0
+        reports.append(json.loads(capsys.readouterr().out)["complexity"])
+    registered, from_file = reports
+    assert from_file["video"] == registered["video"]
+    for key in ("parameters", "decode_macs"):
+        def total(cost, key=key):
+            return sum(module[key] for module in cost["intra"]["modules"])
+        assert total(from_file) > total(registered)
+    assert main(["info", "--model", str(path)]) == 0
+    assert f"weights: {path}" in capsys.readouterr().out

@@ -1,10 +1,12 @@
-"""`ufvc info`: what is in a .ufv file, or the size and cost of a registered model."""
+"""`ufvc info`: what is in a .ufv file, or the size and cost of a model (registered or a
+.ufvm file)."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from ufvc.defaults import DEFAULT_FRAME_SIZE, MAC_CONVENTIONS
@@ -25,8 +27,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("file", nargs="?", help=".ufv file to describe")
     parser.add_argument("--model", metavar="NAME|PATH",
-                        help="registered model (or .ufvm file, with FILE) to describe, or to "
-                        "check FILE against")
+                        help="registered model or .ufvm file to describe, or to check FILE "
+                        "against")
     parser.add_argument("--list-models", action="store_true", help="list registered models")
     parser.add_argument("--size", default=f"{DEFAULT_FRAME_SIZE[1]}x{DEFAULT_FRAME_SIZE[0]}",
                         metavar="WxH", help="frame size for the MAC count (default: %(default)s)")
@@ -51,13 +53,25 @@ def _codec_table(cost: CodecCost) -> list[str]:
 
 def _model_report(name: str, size: tuple[int, int], convention: str) -> dict[str, Any]:
     from ufvc.models.complexity import PAPER_TABLE, model_complexity
-    from ufvc.models.registry import get_model_spec
+    from ufvc.models.registry import (
+        get_model_spec,
+        list_models,
+        model_file_spec,
+        shipped_weights_path,
+    )
 
-    spec = get_model_spec(name)
-    main = model_complexity(name, size, convention=convention)
-    paper = main if convention == "paper" else model_complexity(name, size, convention="paper")
+    if name not in list_models() and Path(name).is_file():
+        spec = model_file_spec(name)
+        weights = name
+    else:
+        spec = get_model_spec(name)
+        shipped = shipped_weights_path(spec)
+        weights = str(shipped) if shipped else "none (deterministic recipe weights, untrained)"
+    main = model_complexity(spec, size, convention=convention)
+    paper = main if convention == "paper" else model_complexity(spec, size, convention="paper")
     return {
         "spec": spec,
+        "weights": weights,
         "complexity": main,
         "paper_convention": paper,
         "paper_table": PAPER_TABLE.get(name),
@@ -69,16 +83,12 @@ def _size(size: tuple[int, int]) -> str:
 
 
 def _model_text(report: dict[str, Any]) -> str:
-    from ufvc.models.registry import shipped_weights_path
-
     spec = report["spec"]
     main: ModelComplexity = report["complexity"]
     paper: ModelComplexity = report["paper_convention"]
-    shipped = shipped_weights_path(spec)
-    weights = str(shipped) if shipped else "none (deterministic recipe weights, untrained)"
     lines = [
         f"model {spec.name} (id {spec.model_id}): {spec.description}",
-        f"chunk size N = {spec.video.frames}; weights: {weights}",
+        f"chunk size N = {spec.video.frames}; weights: {report['weights']}",
         f"frame {_size(main.frame_size)}, counted as {_size(main.counted_size)}",
         f"convention: {main.convention}",
         "",

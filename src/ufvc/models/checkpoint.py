@@ -136,6 +136,9 @@ def load_checkpoint_object(path: str | Path) -> Any:
         # First sentence only: torch appends paragraphs of advice.
         reason = (str(error).strip().splitlines() or [type(error).__name__])[0].split(". ")[0]
         raise CheckpointError(f"{path} is not a checkpoint or is damaged ({reason})") from error
+    except Exception as error:  # noqa: BLE001 - the unpickler fails on junk in many ways
+        raise CheckpointError(
+            f"{path} is not a checkpoint or is damaged ({type(error).__name__})") from error
 
 
 def unwrap_official(data: Any, *, source: str) -> dict[str, torch.Tensor]:

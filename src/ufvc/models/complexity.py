@@ -29,7 +29,7 @@ from ufvc.defaults import DEFAULT_FRAME_SIZE, MAC_CONVENTIONS
 from ufvc.errors import InputFormatError
 from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import IntraCodec
-from ufvc.models.registry import CodecModel, get_model_spec
+from ufvc.models.registry import CodecModel, RegisteredModel, get_model_spec
 from ufvc.models.video import ChunkCodec, ChunkState
 from ufvc.nn.entropy import FactorizedDensity
 
@@ -210,7 +210,7 @@ def video_cost(
 
 
 def model_complexity(
-    name: str,
+    name: str | RegisteredModel,
     frame_size: tuple[int, int] = DEFAULT_FRAME_SIZE,
     *,
     convention: str = "ufvc",
@@ -242,7 +242,7 @@ runs on the `meta` device (shapes only), so it is exact and fast even for 1080p.
         raise InputFormatError(
             f"unknown MAC convention {convention!r} (known: {', '.join(CONVENTIONS)})"
         )
-    spec = get_model_spec(name)
+    spec = name if isinstance(name, RegisteredModel) else get_model_spec(name)
     height, width = frame_size
     if height < 1 or width < 1:
         raise InputFormatError(f"frame size must be positive, got {width}x{height}")
@@ -257,7 +257,7 @@ runs on the `meta` device (shapes only), so it is exact and fast even for 1080p.
     with torch.device("meta"):
         model = CodecModel(spec.name, spec.model_id, spec.intra, spec.video)
     return ModelComplexity(
-        model=name,
+        model=spec.name,
         frame_size=(int(frame_size[0]), int(frame_size[1])),
         counted_size=counted,
         intra=intra_cost(model.intra, (height, width), count_bias=count_bias),

@@ -285,6 +285,18 @@ def _load_checkpoint(model: CodecModel, path: str | Path, *, with_intra: bool) -
     model.weights_source = str(path)
 
 
+def model_file_spec(path: str | Path) -> RegisteredModel:
+    """The model table row a `.ufvm` file describes: its own name, id and configs, with
+    the file as its weights (the weights are read but not built)."""
+    parsed = ckpt.read_ufvm(path)
+    source = str(path)
+    return RegisteredModel(
+        parsed.name, parsed.model_id,
+        ckpt.config_from_data(IntraCodecConfig, parsed.intra_config, source=source),
+        ckpt.config_from_data(ChunkCodecConfig, parsed.video_config, source=source),
+        f"model file {source}", weights=source)
+
+
 def load_model_file(path: str | Path, *, device: str | torch.device = "cpu") -> CodecModel:
     """Build a model from a `.ufvm` file's own configs (e.g. a model trained with changed
     widths), in eval mode. Its name and id are the file's."""
