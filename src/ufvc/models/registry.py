@@ -285,16 +285,18 @@ def _load_checkpoint(model: CodecModel, path: str | Path, *, with_intra: bool) -
     model.weights_source = str(path)
 
 
+def _file_configs(parsed: ckpt.UfvmFile, source: str
+                  ) -> tuple[IntraCodecConfig, ChunkCodecConfig]:
+    return (ckpt.config_from_data(IntraCodecConfig, parsed.intra_config, source=source),
+            ckpt.config_from_data(ChunkCodecConfig, parsed.video_config, source=source))
+
+
 def model_file_spec(path: str | Path) -> RegisteredModel:
     """The model table row a `.ufvm` file describes: its own name, id and configs, with
     the file as its weights (the weights are read but not built)."""
     parsed = ckpt.read_ufvm(path)
-    source = str(path)
-    return RegisteredModel(
-        parsed.name, parsed.model_id,
-        ckpt.config_from_data(IntraCodecConfig, parsed.intra_config, source=source),
-        ckpt.config_from_data(ChunkCodecConfig, parsed.video_config, source=source),
-        f"model file {source}", weights=source)
+    return RegisteredModel(parsed.name, parsed.model_id, *_file_configs(parsed, str(path)),
+                           f"model file {path}", weights=str(path))
 
 
 def load_model_file(path: str | Path, *, device: str | torch.device = "cpu") -> CodecModel:
@@ -302,9 +304,7 @@ def load_model_file(path: str | Path, *, device: str | torch.device = "cpu") -> 
     widths), in eval mode. Its name and id are the file's."""
     parsed = ckpt.read_ufvm(path)
     source = str(path)
-    intra_config = ckpt.config_from_data(IntraCodecConfig, parsed.intra_config, source=source)
-    video_config = ckpt.config_from_data(ChunkCodecConfig, parsed.video_config, source=source)
     with torch.device("meta"):
-        model = CodecModel(parsed.name, parsed.model_id, intra_config, video_config)
+        model = CodecModel(parsed.name, parsed.model_id, *_file_configs(parsed, source))
     model.load_ufvm(parsed, source=source)
     return model.to(device).eval()
