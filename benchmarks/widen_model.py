@@ -47,16 +47,18 @@ def main(argv: list[str] | None = None) -> int:
     if not (args.latent or args.encoder_width or args.decoder_width or args.video_feature):
         parser.error("give --latent, --encoder-width, --decoder-width or --video-feature")
     model = load_model_file(args.model)
-    intra = model.intra
-    if args.latent:
-        intra = widen_intra(intra, args.latent, args.prior_width)
-    if args.encoder_width:
-        intra = widen_encoder(intra, args.encoder_width)
-    if args.decoder_width:
-        intra = widen_decoder(intra, args.decoder_width)
-    video = model.video
-    if args.video_feature:
-        video = widen_video(video, args.video_feature)
+    intra, video = model.intra, model.video
+    try:
+        if args.latent:
+            intra = widen_intra(intra, args.latent, args.prior_width)
+        if args.encoder_width:
+            intra = widen_encoder(intra, args.encoder_width)
+        if args.decoder_width:
+            intra = widen_decoder(intra, args.decoder_width)
+        if args.video_feature:
+            video = widen_video(video, args.video_feature)
+    except ValueError as error:
+        parser.error(str(error))
     widened = CodecModel(model.name, model.model_id, intra.config, video.config)
     widened.intra.load_state_dict(intra.state_dict())
     widened.video.load_state_dict(video.state_dict())

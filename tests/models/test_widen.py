@@ -97,6 +97,9 @@ def test_new_channels_receive_gradients():
 def test_narrowing_is_refused():
     with pytest.raises(ValueError, match="multiple of 4 above 16"):
         widen_intra(small_intra(), 8, 0)
+    old_prior = SMALL.prior_network_width
+    with pytest.raises(ValueError, match=f"not shrink below {old_prior}"):
+        widen_intra(small_intra(), 32, old_prior // 2)
 
 
 def test_widened_decoder_codes_as_before_and_every_new_weight_can_learn():

@@ -73,6 +73,9 @@ def widen_intra(old: IntraCodec, latent: int, prior_width: int) -> IntraCodec:
     old_c = old.config.latent_channels
     if latent <= old_c or latent % 4:
         raise ValueError(f"the new latent width must be a multiple of 4 above {old_c}")
+    if prior_width and prior_width < old.config.prior_network_width:
+        raise ValueError(f"the prior width can grow, not shrink below "
+                         f"{old.config.prior_network_width}")
     config = dataclasses.replace(old.config, latent_channels=latent,
                                  prior_width=prior_width or old.config.prior_network_width)
     generator = torch.Generator().manual_seed(0)
