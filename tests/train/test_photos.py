@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import subprocess
@@ -11,6 +12,7 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from tests.train.test_qt_resources import build_rcc
 from ufvc.errors import InputFormatError
 from ufvc.train.photos import (
     PackageRule,
@@ -34,6 +36,20 @@ def _photo(path: Path, size: tuple[int, int], seed: int, alpha: bool = False) ->
     image.save(path)
 
 
+def _build_deb(tree: Path, name: str, debs: Path) -> None:
+    """`tree` (the package's files) as debs/<name>_1.0_all.deb, with a control and a
+    machine-readable copyright file."""
+    (tree / "DEBIAN").mkdir(parents=True)
+    (tree / "DEBIAN/control").write_text(
+        f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n"
+        "Description: test pictures\n")
+    doc = tree / "usr/share/doc" / name
+    doc.mkdir(parents=True)
+    (doc / "copyright").write_text("Files: *\nLicense: CC-BY-SA-4.0\n")
+    subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(tree), str(debs / f"{name}_1.0_all.deb")],
+                   check=True, capture_output=True)
+
+
 def test_family_names_join_the_sizes_of_one_picture():
     rule = PackageRule("pkg", ("*",))
     assert family_name(rule, PurePosixPath("a/Dune_3840x2160.jpg")) == "pkg/dune"
@@ -41,6 +57,13 @@ def test_family_names_join_the_sizes_of_one_picture():
     folder = PackageRule("pkg", ("*",), family="parent3")
     inner = PurePosixPath("usr/share/wallpapers/Altai/contents/images/5120x2880.png")
     assert family_name(folder, inner) == "pkg/Altai"
+    packed = PackageRule("pkg", ("*",), family="resource", rcc=("usr/share/app/rcc/*.rcc",))
+    member = PurePosixPath("usr/share/app/rcc/zoo.rcc/app/zoo/resource/Giraffe_1920x1080.webp")
+    assert family_name(packed, member) == "pkg/zoo/giraffe"
+    with pytest.raises(ValueError, match="resource"):
+        PackageRule("pkg", ("*",), family="resource")
+    with pytest.raises(ValueError, match="resource"):
+        PackageRule("pkg", ("*",), rcc=("*.rcc",))
 
 
 def test_selection_split_and_scaling(tmp_path: Path):
@@ -74,16 +97,7 @@ def test_gather_photos_from_built_packages(tmp_path: Path):
         tree = tmp_path / "build" / name
         for inner, size, seed in pictures:
             _photo(tree / inner, size, seed, alpha="cutout" in inner)
-        (tree / "DEBIAN").mkdir(parents=True)
-        (tree / "DEBIAN/control").write_text(
-            f"Package: {name}\nVersion: 1.0\nArchitecture: all\nMaintainer: t <t@t>\n"
-            "Description: test pictures\n")
-        doc = tree / "usr/share/doc" / name
-        doc.mkdir(parents=True)
-        (doc / "copyright").write_text("Files: *\nLicense: CC-BY-SA-4.0\n")
-        deb = debs / f"{name}_1.0_all.deb"
-        subprocess.run(["dpkg-deb", "--build", "-Zgzip", str(tree), str(deb)],
-                       check=True, capture_output=True)
+        _build_deb(tree, name, debs)
     rules = (PackageRule("walls", ("usr/share/backgrounds/*",)),
              PackageRule("tests", ("usr/share/t/*",)))
     out = tmp_path / "photos"
@@ -105,3 +119,55 @@ def test_gather_photos_from_built_packages(tmp_path: Path):
     with pytest.raises(InputFormatError, match="no pictures"):
         gather_photos(tmp_path / "none", (PackageRule("tests", ("nothing/*",)),), debs=debs,
                       log=lambda _: None)
+
+
+def _encoded(size: tuple[int, int], seed: int, fmt: str) -> bytes:
+    rng = np.random.default_rng(seed)
+    small = Image.fromarray(rng.integers(0, 256, (6, 6, 3), dtype=np.uint8))
+    buffer = io.BytesIO()
+    small.resize(size, Image.Resampling.BILINEAR).save(buffer, fmt, lossless=True)
+    return buffer.getvalue()
+
+
+@pytest.mark.skipif(shutil.which("dpkg-deb") is None, reason="needs dpkg-deb")
+def test_gather_photos_from_qt_resource_files(tmp_path: Path):
+    debs = tmp_path / "debs"
+    debs.mkdir()
+    tree = tmp_path / "build"
+    rcc = tree / "usr/share/edu/rcc"
+    rcc.mkdir(parents=True)
+    fox = _encoded((400, 300), 1, "WEBP")
+    (rcc / "zoo.rcc").write_bytes(build_rcc({
+        "edu/zoo/resource/fox.webp": fox,
+        "edu/zoo/resource/owl.png": _encoded((300, 300), 2, "PNG"),
+        "edu/zoo/resource/icon.png": _encoded((64, 64), 3, "PNG"),  # below min_side
+        "edu/zoo/resource/small/fox.webp": _encoded((320, 256), 1, "WEBP"),  # a smaller copy
+        "edu/zoo/Main.qml": b"import QtQuick 2.12\n",
+    }, compress=["edu/zoo/resource/owl.png", "edu/zoo/Main.qml"]))
+    (rcc / "farm.rcc").write_bytes(build_rcc({  # not named by the rule
+        "edu/farm/resource/cow.webp": _encoded((400, 300), 5, "WEBP")}))
+    _build_deb(tree, "edu", debs)
+    rule = PackageRule("edu", ("usr/share/edu/rcc/zoo.rcc/*/resource/*",),
+                       family="resource", rcc=("usr/share/edu/rcc/zoo.rcc",))
+    out = tmp_path / "photos"
+    manifest = gather_photos(out, (rule,), debs=debs, log=lambda _: None)
+    pictures = {p["source"]: p for p in manifest["pictures"]}
+    assert sorted(pictures) == [
+        "usr/share/edu/rcc/zoo.rcc/edu/zoo/resource/fox.webp",
+        "usr/share/edu/rcc/zoo.rcc/edu/zoo/resource/owl.png"]
+    fox_entry = pictures["usr/share/edu/rcc/zoo.rcc/edu/zoo/resource/fox.webp"]
+    assert fox_entry["family"] == "edu/zoo/fox" and fox_entry["original_size"] == [400, 300]
+    with Image.open(out / fox_entry["image"]) as image:  # decoded from the WebP member
+        assert image.size == (400, 300)
+        assert np.array_equal(np.asarray(image.convert("RGB")),
+                              np.asarray(Image.open(io.BytesIO(fox)).convert("RGB")))
+    assert manifest["licences"]["edu"] == ["CC-BY-SA-4.0"]
+    unpacked = out / "packages/edu.rcc/usr/share/edu/rcc"
+    assert not (unpacked / "farm.rcc").exists()
+    assert not (unpacked / "zoo.rcc/edu/zoo/Main.qml").exists()  # pictures only
+    extracted = unpacked / "zoo.rcc/edu/zoo/resource/fox.webp"
+    assert extracted.read_bytes() == fox
+    written = extracted.stat().st_mtime_ns
+    again = gather_photos(out, (rule,), debs=debs, log=lambda _: None)
+    assert again["pictures"] == manifest["pictures"]
+    assert extracted.stat().st_mtime_ns == written  # unpacked once, not on every run

@@ -9,7 +9,8 @@ most of their compression noise), and writes PNGs plus two listings that `ufvc t
 reads as `kind = "listing"` sources: `train.json` and `val.json`. The split is decided
 by a hash of each picture's family name, so it never changes when packages are added.
 `manifest.json` lists every kept picture with its package, original path, licences and
-split.
+split. Pictures packed in Qt resource files (.rcc) are unpacked first
+(`ufvc.train.qt_resources`).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ufvc.errors import InputFormatError, UfvcError
+from ufvc.train.qt_resources import QtResourceFile
 from ufvc.train.sources import IMAGE_SUFFIXES as SOURCE_SUFFIXES
 
 # What training reads, plus the netpbm files of libjxl's test data (PIL reads them).
@@ -44,14 +46,25 @@ class PackageRule:
     package; `family` names a picture, so that the copies of one picture at several
     resolutions are one family (the largest copy is kept); `content` is "photo" for
     photographs, "sky" for astronomical photographs, "mixed" for a mix of photographs
-    and illustrations.
+    and illustrations. `rcc` names (shell patterns) the package's Qt resource files
+    whose members are the pictures: the patterns then see each member at
+    `<path of the .rcc file>/<path inside it>`, and its family is the resource file's
+    name and the member's stem (family "resource"; within one resource file, as with
+    "stem", files of one name in several folders are copies of one picture).
     """
 
     package: str
     include: tuple[str, ...]
     content: str = "photo"
     exclude: tuple[str, ...] = ()
-    family: str = "stem"  # "stem": file name less size suffixes; "parent3": 3 folders up
+    family: str = "stem"  # "stem": file name less size suffixes; "parent3": 3 folders up;
+    # "resource": the .rcc file's name and the member's stem (goes with `rcc`)
+    rcc: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if (self.family == "resource") != bool(self.rcc):
+            raise ValueError(f"{self.package}: family 'resource' goes with rcc patterns, "
+                             "and only with them")
 
 
 _SIZE_SUFFIX = re.compile(r"([_-](\d+x\d+|\d{3,4}|[ld]|srgb8|small))+$", re.IGNORECASE)
@@ -64,6 +77,16 @@ _OPENCV_EXCLUDE = (
     "*/blox*", "*/detect_blob*", "*/templ*", "*/graf*", "*/stuff*", "*/logo*",
     "*/opencv-logo*", "*/data01*", "*/letter*", "*/npp*", "*/lena_tmpl*",
 )
+
+# GCompris's activities with photographs (one .rcc file each) and where, inside the
+# activity's resource folder, the photographs lie; "details" also holds Van Gogh's paintings.
+_GCOMPRIS_RCC = "usr/share/gcompris-qt/rcc/{}.rcc"
+_GCOMPRIS_PHOTOS = {
+    "erase": "*.webp", "explore_monuments": "*/*.webp", "explore_world_animals": "animals/*",
+    "explore_farm_animals": "animals/*", "explore_world_music": "music/*",
+    "clickgame": "sea*.webp", "details": "image/*_background.webp",
+    "categorization": "images/*/*",
+}
 
 PACKAGES: tuple[PackageRule, ...] = (
     PackageRule("plasma-workspace-wallpapers", ("usr/share/wallpapers/*/contents/images/*",),
@@ -84,6 +107,31 @@ PACKAGES: tuple[PackageRule, ...] = (
                  "usr/share/doc/opencv-doc/examples/text/scenetext0*.jpg"),
                 exclude=_OPENCV_EXCLUDE),
     PackageRule("stellarium-data", ("usr/share/stellarium/nebulae/default/*",), content="sky"),
+    PackageRule("gcompris-qt-data",
+                tuple(f"{_GCOMPRIS_RCC.format(a)}/gcompris/src/activities/{a}/resource/{p}"
+                      for a, p in _GCOMPRIS_PHOTOS.items()),
+                exclude=("*/details/*Gogh*", "*/details/*PereTanguy*", "*/details/*Auvers*"),
+                family="resource", rcc=tuple(_GCOMPRIS_RCC.format(a) for a in _GCOMPRIS_PHOTOS)),
+    PackageRule("kphotoalbum", ("usr/share/kphotoalbum/demo/*.jpg",),
+                exclude=("*/CategoryImages/*",)),
+    PackageRule("tuxpaint-data", ("usr/share/tuxpaint/templates/*.jpg",
+                                  "usr/share/tuxpaint/starters/skyline-sf-dusk-back.jpeg",
+                                  "usr/share/tuxpaint/starters/reef-back.png")),
+    PackageRule("tuxtype-data", ("usr/share/tuxtype/images/kcas*.jpg",
+                                 "usr/share/tuxtype/images/hidden.jpg")),
+    PackageRule("lxqt-themes", ("usr/share/lxqt/wallpapers/*",),
+                exclude=("*/origami*", "*/lxqt-origami*", "*/triangles*", "*/waves*",
+                         "*/simple_blue*", "*/plasma*", "*/kde-plasma*")),
+    PackageRule("kalzium-data", ("usr/share/kalzium/data/toolpics/*",)),
+    PackageRule("gramps", ("usr/share/doc/gramps/example/gramps/*.jpg",),
+                exclude=("*/Alimehemet.jpg",)),  # an engraving
+    PackageRule("palapeli-data", ("usr/share/palapeli/collection/*.jpg",)),
+    PackageRule("scribus-template", tuple(f"usr/share/scribus/templates/{name}.jpg" for name in (
+        "br2/nature", "br2/sunset", "cal2/moon", "menu2/pizza"))),
+    PackageRule("python3-sklearn",
+                ("usr/lib/python3/dist-packages/sklearn/datasets/images/*.jpg",)),
+    PackageRule("sddm-theme-maldives", ("usr/share/sddm/themes/maldives/background.jpg",)),
+    PackageRule("digikam-data", ("usr/share/digikam/about/images/body-background.jpg",)),
 )
 
 
@@ -103,8 +151,12 @@ def family_name(rule: PackageRule, inner: PurePosixPath) -> str:
     """The name shared by all copies of one picture in a package."""
     if rule.family == "parent3":
         return f"{rule.package}/{inner.parents[2].name}"
-    stem = _SIZE_SUFFIX.sub("", inner.stem) or inner.stem
-    return f"{rule.package}/{stem.lower()}"
+    stem = (_SIZE_SUFFIX.sub("", inner.stem) or inner.stem).lower()
+    if rule.family == "resource":
+        resource = next(p for p in inner.parents
+                        if any(fnmatch.fnmatch(p.as_posix(), r) for r in rule.rcc))
+        return f"{rule.package}/{resource.stem}/{stem}"
+    return f"{rule.package}/{stem}"
 
 
 def is_validation(family: str) -> bool:
@@ -208,6 +260,32 @@ def unpack(deb: Path, into: Path) -> Path:
     return target
 
 
+def unpack_resources(rule: PackageRule, root: Path, into: Path) -> Path:
+    """The pictures inside the rule's Qt resource files of the unpacked package `root`,
+    written (once per unpacked package) to `into`/<package>.rcc/<.rcc path>/<member path>;
+    returns that folder, which then stands for the package."""
+    target = into / f"{rule.package}.rcc"
+    done = target / ".unpacked"
+    stamp = f"{(root / '.unpacked').read_text()} {' '.join(rule.rcc)}"
+    if done.exists() and done.read_text() == stamp:
+        return target
+    if target.exists():
+        shutil.rmtree(target)
+    target.mkdir(parents=True)
+    for path in sorted(root.rglob("*.rcc")):
+        inner = path.relative_to(root).as_posix()
+        if not path.is_file() or not any(fnmatch.fnmatch(inner, p) for p in rule.rcc):
+            continue
+        resources = QtResourceFile(path.read_bytes(), name=inner)
+        for member in resources.members:
+            if PurePosixPath(member.path).suffix.lower() in IMAGE_SUFFIXES:
+                file = target / inner / member.path
+                file.parent.mkdir(parents=True, exist_ok=True)
+                file.write_bytes(resources.read(member))
+    done.write_text(stamp)
+    return target
+
+
 def collect(rule: PackageRule, root: Path, min_side: int,
             seen: dict[bytes, str]) -> dict[str, tuple[Picture, Path]]:
     """The largest copy of each new picture family of one unpacked package."""
@@ -251,6 +329,8 @@ def gather_photos(
     for rule in packages:
         root = unpack(fetch_package(rule.package, debs), unpacked)
         licences[rule.package] = package_licences(root, rule.package)
+        if rule.rcc:
+            root = unpack_resources(rule, root, unpacked)
         kept = collect(rule, root, min_side, seen)
         for family, (picture, path) in sorted(kept.items()):
             name = re.sub(r"[^A-Za-z0-9._-]+", "_", family.split("/", 1)[1]) + ".png"
