@@ -81,6 +81,26 @@ def test_stopped_and_resumed_run_equals_an_uninterrupted_one(
     assert _train_rows(out / "train_log.csv") == _train_rows(whole.log_path)
 
 
+def test_resume_follows_the_configs_schedule_when_a_stage_grows(
+    run_table, tmp_path: Path, one_thread
+):
+    longer = run_table(intra_steps=1, video_steps=9)
+    longer["stages"][1]["lr"] = 1e-3
+    whole = run_training(config_from_table(longer), out_dir=tmp_path / "whole",
+                         config_table=longer)
+
+    shorter = run_table(intra_steps=1, video_steps=4)
+    out = tmp_path / "pieces"
+    run_training(config_from_table(shorter), out_dir=out, max_steps=3, config_table=shorter)
+    run_training(config_from_table(longer), out_dir=out, resume=True, config_table=longer)
+
+    def lrs(log_path: Path) -> list[tuple[str, str]]:
+        return [(step, lr) for step, _, lr in _train_rows(log_path) if int(step) > 3]
+
+    assert len(lrs(whole.log_path)) == 7
+    assert lrs(out / "train_log.csv") == lrs(whole.log_path)
+
+
 def test_resume_refuses_a_missing_or_different_run(run_table, tmp_path: Path, one_thread):
     table = run_table(intra_steps=1, video_steps=1)
     with pytest.raises(CheckpointError, match="no training checkpoint"):

@@ -482,7 +482,14 @@ class Trainer:
         end = min(stage.steps, self.stop_step - stage_start)
         if resume is not None:
             optimizer.load_state_dict(resume["optimizer"])
-            scheduler.load_state_dict(resume["scheduler"])
+            # The config's schedule governs a resumed stage (it may now be longer or have
+            # another lr): LambdaLR's saved state would bring back the old one's length.
+            schedule = lr_schedule(stage)
+            for group in optimizer.param_groups:
+                group["initial_lr"] = stage.lr
+                group["lr"] = stage.lr * schedule(first)
+            scheduler.base_lrs = [stage.lr] * len(optimizer.param_groups)
+            scheduler.last_epoch = first
             if resume.get("scaler") and scaler.is_enabled():
                 scaler.load_state_dict(resume["scaler"])
         elif first == 0:
