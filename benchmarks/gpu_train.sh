@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # One GPU lease of the ufvc-s training campaign (issue 13), as one command for the device
-# tool: train from the campaign's latest committed weights for at most MINUTES (default 8)
+# tool: train from the campaign's latest committed weights (the committed
+# campaign state, or the shipped weights where there is none) for at most MINUTES (default 8)
 # on the self-contained pack, then write the float16 weights (about 18 MB) to $OUT in parts
 # of at most 15 MiB (the device returns files of at most 16 MiB), with their SHA-256 and
 # the log. Rejoin them here:
@@ -13,7 +14,10 @@
 #                          stages.0.batch_size=2
 set -euo pipefail
 cd "$(dirname "$0")/.."
-init=${INIT:-results/training/campaign/ufvc-s-campaign.ufvm}
+campaign=results/training/campaign/ufvc-s-campaign.ufvm
+# The campaign's latest state; when the shipped weights are that state, only they are kept.
+[ -f "$campaign" ] || campaign=src/ufvc/weights/ufvc-s.ufvm
+init=${INIT:-$campaign}
 config=${CONFIG:-configs/ufvc-s-gpu.toml}
 out=${OUT:?set OUT to the folder that receives the weights}
 run=${RUN:-runs/gpu}
