@@ -1,6 +1,6 @@
 """How much fidelity an intra codec's latent can hold, on the held-out photographs.
 
-    python benchmarks/latent_ceiling.py ufvc-s results/training/campaign/ufvc-s-campaign.ufvm
+    python benchmarks/latent_ceiling.py ufvc-s runs/previous.ufvm runs/candidate/ufvc-s.ufvm
 
 Prints two bounds on 256x256 centre crops of the validation photographs of
 `ufvc gather-photos` (YCbCr 4:4:4, mean PSNR-YUV 6:1:1):

@@ -1,22 +1,23 @@
 """Widen a trained model (intra latent, encoder, decoder; video feature), keeping what it learnt.
 
-    python benchmarks/widen_model.py results/training/campaign/ufvc-s-campaign.ufvm \
-        --latent 256 --prior-width 256 --to runs/wide-latent.ufvm
-    python benchmarks/widen_model.py results/training/campaign/ufvc-s-campaign.ufvm \
-        --decoder-width 256 --to runs/wide-decoder.ufvm
+    python benchmarks/widen_model.py src/ufvc/weights/ufvc-s.ufvm \
+        --latent 384 --prior-width 384 --to runs/wide-latent.ufvm
+    python benchmarks/widen_model.py src/ufvc/weights/ufvc-s.ufvm \
+        --encoder-width 256 --to runs/wide-encoder.ufvm
     python benchmarks/widen_model.py src/ufvc/weights/ufvc-s.ufvm \
         --video-feature 256 --to runs/wide-video.ufvm
 
-The half-width intra codec of `ufvc-s` has 128 latent channels at 1/16 resolution: half a
-value per pixel, so its reconstructions lie on a manifold that block PCA with 128 of 768
-dimensions bounds near 40 dB on the held-out photographs (docs/training.md). This
+The half-width intra codec of `ufvc-s` had 128 latent channels at 1/16 resolution: half a
+value per pixel, so its reconstructions lay on a manifold that block PCA with 128 of 768
+dimensions bounds near 40 dB on the held-out photographs (docs/training.md); session 9
+widened it to 256 this way, and that codec shipped in session 10. This
 writes a model with more latent channels whose trained channels keep their weights and
 whose output is at first unchanged (`ufvc.models.widen`). The encoder and decoder (128
 channels, half-width blocks) can be widened the same way.
 
-Training (`ufvc train ... model.intra.latent_channels=256 model.intra.prior_width=256
-model.init=<this file>`, or `model.intra.decoder_width=256`, `model.intra.encoder_width=256`)
-then learns to use them. The video codec's decoded feature (128 channels at 1/8
+Training (`ufvc train ... model.intra.latent_channels=384 model.intra.prior_width=384
+model.init=<this file>`, or `model.intra.encoder_width=256`: the structure the file was
+widened to) then learns to use them. The video codec's decoded feature (128 channels at 1/8
 resolution for a whole 8-frame chunk) widens the same way (`model.video.feature_channels`).
 """
 
