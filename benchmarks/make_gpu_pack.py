@@ -51,10 +51,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--out", type=Path, default=Path("gpu-pack"))
     parser.add_argument("--photos", type=Path, default=PHOTOS)
-    parser.add_argument("--crops", type=int, default=96, help="photograph crops")
+    parser.add_argument("--crops", type=int, default=80, help="photograph crops")
     parser.add_argument("--sky-crops", type=int, default=24)
     parser.add_argument("--clip-frames", type=int, default=12, help="frames per clip")
-    parser.add_argument("--size", type=int, default=320, help="crop side")
+    parser.add_argument("--size", type=int, default=256, help="crop side (the training crop)")
     parser.add_argument("--quality", type=int, default=97)
     args = parser.parse_args()
     if args.out.exists():
