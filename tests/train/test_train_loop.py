@@ -9,10 +9,11 @@ import pytest
 import torch
 
 from ufvc.cli import main as cli_main
-from ufvc.errors import CheckpointError
+from ufvc.errors import CheckpointError, InputFormatError
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import load_model_file
 from ufvc.nn.exact import is_portable
+from ufvc.train.averaging import WeightAverage
 from ufvc.train.config import ModelSpec, config_from_table
 from ufvc.train.runlog import read_log
 from ufvc.train.state import load_checkpoint
@@ -200,3 +201,64 @@ def test_quantisation_aware_run_trains_in_bfloat16(run_table, tmp_path: Path, on
     losses = _validation_losses(result.log_path)
     assert set(losses) == {"intra", "video"}
     assert all(torch.isfinite(torch.tensor(v)).all() for v in losses.values())
+
+
+def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
+    run_table, tmp_path: Path, one_thread
+):
+    table = run_table(intra_steps=3, video_steps=2)
+    table["ema_decay"] = 0.5
+    whole = run_training(config_from_table(table), out_dir=tmp_path / "whole",
+                         config_table=table)
+    out = tmp_path / "pieces"
+    run_training(config_from_table(table), out_dir=out, max_steps=2, config_table=table)
+    run_training(config_from_table(table), out_dir=out, resume=True, config_table=table)
+
+    reference = load_checkpoint(whole.checkpoint)
+    pieces = load_checkpoint(out / "checkpoints" / "last.pt")
+    assert set(reference["ema"]) == {n for n, _ in whole.model.named_parameters()}
+    for key, value in reference["ema"].items():
+        assert torch.equal(pieces["ema"][key], value), key
+
+    # The export holds the average, which trails the last step's weights.
+    exported = load_model_file(whole.export).state_dict()
+    differs = 0
+    for key, value in reference["ema"].items():
+        assert torch.equal(exported[key], value), key
+        differs += not torch.equal(value, reference["model"][key])
+    assert differs > 0
+
+    # Validation measured the average and the run's own weights, which differ.
+    rows = [r for r in read_log(whole.log_path) if r["split"] in ("val", "val_live")]
+    assert [r["split"] for r in rows] == ["val", "val_live"] * 4
+    assert rows[-1]["loss"] != rows[-2]["loss"]
+
+    # The run's own weights are back after validating and exporting with the average.
+    for key, value in whole.model.state_dict().items():
+        assert torch.equal(value, reference["model"][key]), key
+
+
+def test_weight_average_follows_its_decay_and_swaps_in_and_out():
+    model = torch.nn.Linear(3, 2)
+    start = {k: v.detach().clone() for k, v in model.named_parameters()}
+    average = WeightAverage(model, decay=0.75)
+    with torch.no_grad():
+        for param in model.parameters():
+            param.add_(1.0)
+    average.update()
+    state = average.state_dict()
+    for name, param in model.named_parameters():
+        assert torch.allclose(state[name], start[name] + 0.25)
+        assert torch.equal(param, start[name] + 1.0)
+    with average.applied():
+        assert torch.allclose(model.weight, start["weight"] + 0.25)
+    assert torch.equal(model.weight, start["weight"] + 1.0)
+    with pytest.raises(CheckpointError, match="weight average"):
+        average.load_state_dict({"weight": state["weight"]})
+    with pytest.raises(InputFormatError, match="ema_decay"):
+        config_from_table({**_minimal_table(), "ema_decay": 1.0})
+
+
+def _minimal_table() -> dict:
+    return {"model": "ufvc-tiny", "data": {"sources": [{"kind": "video", "path": "x.y4m"}]},
+            "stages": [{"name": "intra", "kind": "intra", "steps": 1}]}

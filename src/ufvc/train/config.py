@@ -193,6 +193,9 @@ class TrainConfig:
     # Quantisation-aware training for portable streams: what the decoder recomputes runs
     # with the portable arithmetic's roundings (`ufvc.nn.exact`), straight-through.
     portable: bool = False
+    # > 0: keep an exponential moving average of the weights with this decay per step
+    # (`ufvc.train.averaging`); validation, checkpoints and the export then use it.
+    ema_decay: float = 0.0
     out: str = ""  # output folder; empty: runs/<config file name>
     log_every: int = 10
     checkpoint_every: int = 1000
@@ -310,6 +313,8 @@ def _check(config: TrainConfig) -> None:
         raise InputFormatError(f"loss.qp_choices must lie in [0, {NUM_QP - 1}]")
     if any(not 0 <= qp < NUM_QP for qp in config.validation.qps):
         raise InputFormatError(f"validation.qps must lie in [0, {NUM_QP - 1}]")
+    if not 0.0 <= config.ema_decay < 1.0:
+        raise InputFormatError(f"ema_decay must lie in [0, 1), got {config.ema_decay}")
     if config.log_every < 1 or config.checkpoint_every < 1 or config.validation.every < 1:
         raise InputFormatError("log_every, checkpoint_every and validation.every must be >= 1")
 

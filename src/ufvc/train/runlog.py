@@ -1,7 +1,8 @@
 """The CSV training log and its plot.
 
 One row per logging interval of training (`split` "train", means over the interval) and
-per validation (`split` "val" for the mean over the validation qps, "val_qpNN" for each).
+per validation (`split` "val" for the mean over the validation qps, "val_qpNN" for each;
+with a weight average, these measure it and "val_live" the run's own weights).
 """
 
 from __future__ import annotations
@@ -102,7 +103,7 @@ def plot_log(log_path: Path, output: Path) -> None:
         raise InputFormatError(f"{log_path}: the log has no rows yet")
     figure, axes = plt.subplots(3, 1, figsize=(8, 9), sharex=True)
     labels = {"loss": "RD loss (lambda*D + bpp)", "bpp": "bpp", "psnr": "YUV PSNR (dB)"}
-    styles = {"train": ("C0", "-"), "val": ("C1", "o-")}
+    styles = {"train": ("C0", "-"), "val": ("C1", "o-"), "val_live": ("C2", "x--")}
     for axis, key in zip(axes, ("loss", "bpp", "psnr"), strict=True):
         for split, (colour, style) in styles.items():
             for i, (steps, values) in enumerate(_segments(rows, split, key)):

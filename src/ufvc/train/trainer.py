@@ -8,6 +8,8 @@ Run it under `torchrun --nproc_per_node K` for K processes (gloo on CPU, NCCL on
 process 0 logs, validates, checkpoints and exports, and every process draws its own
 samples. Stage by stage only the codec being trained gets gradients: an intra stage
 trains the intra codec; a video stage trains the chunk codec with the intra codec frozen.
+With `ema_decay` set, a moving average of the weights (`ufvc.train.averaging`) is what
+validation measures and the export holds; checkpoints keep both.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import os
 import random
 import shutil
 import time
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -34,6 +37,7 @@ from ufvc.codec.options import PRECISION_DTYPES
 from ufvc.errors import CheckpointError, InputFormatError
 from ufvc.models import checkpoint as model_files
 from ufvc.models.registry import CodecModel, get_model_spec, shipped_weights_path
+from ufvc.train.averaging import WeightAverage
 from ufvc.train.config import ModelSpec, StageConfig, TrainConfig
 from ufvc.train.data import (
     PreparedSource,
@@ -264,6 +268,7 @@ class Trainer:
         # exports when it is spent, and --resume goes on from there.
         self.deadline = None if max_seconds is None else self.started + max_seconds
         self.last_validation: dict[str, float] | None = None
+        self.average: WeightAverage | None = None
         self.last_validation_key: tuple | None = None
         self.cache = FrameCache(config.data.cache_dir)
         if self.device.type == "cuda":
@@ -363,6 +368,8 @@ class Trainer:
             samples=stage_step * batch * self.group.world, rng_states=rng,
             elapsed=self._elapsed(), config=self.config_table,
         )
+        if self.average is not None:
+            payload["ema"] = self.average.state_dict()
         folder = self._checkpoint_dir()
         numbered = folder / f"step_{self.step:08d}.pt"
         save_atomic(payload, numbered)
@@ -394,9 +401,20 @@ class Trainer:
                 f"(this run has {self.group.world})"
             )
         self.model.load_state_dict(state["model"])
+        self.average = self._make_average()
+        if self.average is not None and "ema" in state:
+            self.average.load_state_dict(state["ema"])
         self.step = int(state["step"])
         self.elapsed_before = float(state["elapsed"])
         return state
+
+    def _make_average(self) -> WeightAverage | None:
+        """The weight average of the model as it is now (None when the config keeps none)."""
+        return WeightAverage(self.model, self.config.ema_decay) if self.config.ema_decay else None
+
+    def _averaged(self) -> AbstractContextManager:
+        """A block in which the model holds the averaged weights, when there are any."""
+        return self.average.applied() if self.average is not None else nullcontext()
 
     def _elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
@@ -413,6 +431,24 @@ class Trainer:
         if self.last_validation_key == (self.step, key):
             return  # the previous stage ended with this very validation
         self.last_validation_key = (self.step, key)
+        with self._averaged():
+            per_qp = self._validation_losses(stage, key, length)
+        elapsed = self._elapsed()
+        for qp, loss, bpp, mse in per_qp:
+            self.log.write(step=self.step, stage=stage.name, split=f"val_qp{qp}", loss=loss,
+                           bpp=bpp, psnr=float(yuv_psnr(mse)), time=elapsed)
+        summary = _summarise(per_qp)
+        self.log.write(step=self.step, stage=stage.name, split="val", time=elapsed, **summary)
+        self.last_validation = {"stage": stage.name, "step": self.step, **summary}
+        if self.average is not None:
+            # The run's own weights too: how far the average is ahead of them.
+            live = _summarise(self._validation_losses(stage, key, length))
+            self.log.write(step=self.step, stage=stage.name, split="val_live", time=elapsed,
+                           **live)
+
+    def _validation_losses(self, stage: StageConfig, key: tuple, length: int) -> list[tuple]:
+        """(qp, loss, bpp, plane MSEs) of the validation set under the model's weights."""
+        settings = self.config.validation
         if self.config.portable:
             self.model.make_portable()  # integer weights from the current weights
         if key not in self.validation_sets:
@@ -442,18 +478,7 @@ class Trainer:
                 mean = sums / len(frames)
                 per_qp.append((qp, float(mean[0]), float(mean[1]), mean[2:].float()))
         self.model.train()
-        elapsed = self._elapsed()
-        for qp, loss, bpp, mse in per_qp:
-            self.log.write(step=self.step, stage=stage.name, split=f"val_qp{qp}", loss=loss,
-                           bpp=bpp, psnr=float(yuv_psnr(mse)), time=elapsed)
-        mse = torch.stack([m for *_, m in per_qp]).mean(0)
-        summary = {
-            "loss": sum(r[1] for r in per_qp) / len(per_qp),
-            "bpp": sum(r[2] for r in per_qp) / len(per_qp),
-            "psnr": float(yuv_psnr(mse)),
-        }
-        self.log.write(step=self.step, stage=stage.name, split="val", time=elapsed, **summary)
-        self.last_validation = {"stage": stage.name, "step": self.step, **summary}
+        return per_qp
 
     # ------------------------------------------------------------------ the loop
 
@@ -514,6 +539,8 @@ class Trainer:
             scaler.step(optimizer)
             scaler.update()
             scheduler.step()
+            if self.average is not None:
+                self.average.update()
             self.step += 1
             stage_step = self.step - stage_start
             meter.add(terms)
@@ -555,7 +582,8 @@ class Trainer:
             "config": json.loads(json.dumps(self.config_table, default=str)),
             "validation": self.last_validation or {},
         }
-        model_files.save_ufvm(self.model, path, metadata=metadata)
+        with self._averaged():
+            model_files.save_ufvm(self.model, path, metadata=metadata)
         return path
 
     def export_checkpoint(self) -> Path:
@@ -577,6 +605,7 @@ class Trainer:
         if self.config.portable:
             self.model.make_portable()
         self.model.train()
+        self.average = self._make_average()
         self.sources = self._prepare(self.config.data.sources)
         self.validation_sources = (self._prepare(self.config.validation.sources)
                                    if self.config.validation.sources else [])
@@ -615,6 +644,16 @@ class Trainer:
             log_path=self.out_dir / LOG_NAME, checkpoint=last if last.is_file() else None,
             export=export, validation=self.last_validation, model=self.model,
         )
+
+
+def _summarise(per_qp: list[tuple]) -> dict[str, float]:
+    """The validation summary: mean loss and bpp over the qps, PSNR of the mean MSEs."""
+    mse = torch.stack([m for *_, m in per_qp]).mean(0)
+    return {
+        "loss": sum(r[1] for r in per_qp) / len(per_qp),
+        "bpp": sum(r[2] for r in per_qp) / len(per_qp),
+        "psnr": float(yuv_psnr(mse)),
+    }
 
 
 class _NullLog:
