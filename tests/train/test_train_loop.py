@@ -17,7 +17,7 @@ from ufvc.train.averaging import WeightAverage
 from ufvc.train.config import ModelSpec, config_from_table
 from ufvc.train.runlog import read_log
 from ufvc.train.state import load_checkpoint
-from ufvc.train.trainer import build_model, run_training
+from ufvc.train.trainer import Trainer, build_model, run_training
 
 
 def _validation_losses(log_path: Path) -> dict[str, list[float]]:
@@ -220,13 +220,17 @@ def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
     for key, value in reference["ema"].items():
         assert torch.equal(pieces["ema"][key], value), key
 
-    # The export holds the average, which trails the last step's weights.
-    exported = load_model_file(whole.export).state_dict()
-    differs = 0
-    for key, value in reference["ema"].items():
-        assert torch.equal(exported[key], value), key
-        differs += not torch.equal(value, reference["model"][key])
-    assert differs > 0
+    # The export holds the average, which trails the last step's weights; so does the
+    # export of a checkpoint (`ufvc train --export`).
+    (out / "model.ufvm").unlink()
+    Trainer(config_from_table(table), out_dir=out, config_table=table).export_checkpoint()
+    for path in (whole.export, out / "model.ufvm"):
+        exported = load_model_file(path).state_dict()
+        differs = 0
+        for key, value in reference["ema"].items():
+            assert torch.equal(exported[key], value), key
+            differs += not torch.equal(value, reference["model"][key])
+        assert differs > 0
 
     # Validation measured the average and the run's own weights, which differ.
     rows = [r for r in read_log(whole.log_path) if r["split"] in ("val", "val_live")]
