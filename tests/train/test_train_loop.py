@@ -220,17 +220,22 @@ def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
     for key, value in reference["ema"].items():
         assert torch.equal(pieces["ema"][key], value), key
 
-    # The export holds the average, which trails the last step's weights; so does the
-    # export of a checkpoint (`ufvc train --export`).
+    # The run's export holds whichever of the two validated better at the last step; the
+    # export of a checkpoint (`ufvc train --export`) holds the average.
+    last = {r["split"]: float(r["loss"]) for r in read_log(whole.log_path)
+            if r["split"] in ("val", "val_live")}
+    chosen = "own" if last["val_live"] < last["val"] else "average"
+    assert read_ufvm(whole.export).metadata["weights"] == chosen
     (out / "model.ufvm").unlink()
     Trainer(config_from_table(table), out_dir=out, config_table=table).export_checkpoint()
-    for path in (whole.export, out / "model.ufvm"):
+    assert read_ufvm(out / "model.ufvm").metadata["weights"] == "average"
+    for path, kind in ((whole.export, chosen), (out / "model.ufvm", "average")):
         exported = load_model_file(path).state_dict()
-        differs = 0
-        for key, value in reference["ema"].items():
-            assert torch.equal(exported[key], value), key
-            differs += not torch.equal(value, reference["model"][key])
-        assert differs > 0
+        expected = reference["ema"] if kind == "average" else reference["model"]
+        for key in reference["ema"]:
+            assert torch.equal(exported[key], expected[key]), key
+    assert any(not torch.equal(value, reference["model"][key])
+               for key, value in reference["ema"].items())
 
     # Validation measured the average and the run's own weights, which differ.
     rows = [r for r in read_log(whole.log_path) if r["split"] in ("val", "val_live")]
@@ -240,6 +245,23 @@ def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
     # The run's own weights are back after validating and exporting with the average.
     for key, value in whole.model.state_dict().items():
         assert torch.equal(value, reference["model"][key]), key
+
+
+def test_export_takes_the_own_weights_when_the_average_validates_worse(
+    run_table, tmp_path: Path, one_thread
+):
+    table = run_table(intra_steps=10, video_steps=1)
+    table["stages"] = table["stages"][:1]
+    table["ema_decay"] = 0.9999  # the average stays at the untrained start
+    result = run_training(config_from_table(table), out_dir=tmp_path, config_table=table)
+    rows = {r["split"]: float(r["loss"]) for r in read_log(result.log_path)
+            if r["split"] in ("val", "val_live") and r["step"] == "10"}
+    assert rows["val_live"] < 0.9 * rows["val"]
+    assert read_ufvm(result.export).metadata["weights"] == "own"
+    assert result.validation["loss"] == pytest.approx(rows["val_live"], rel=1e-5)
+    trained = load_checkpoint(result.checkpoint)["model"]
+    for key, value in load_model_file(result.export).state_dict().items():
+        assert torch.equal(value, trained[key]), key
 
 
 def test_weight_average_follows_its_decay_and_swaps_in_and_out():

@@ -194,7 +194,8 @@ class TrainConfig:
     # with the portable arithmetic's roundings (`ufvc.nn.exact`), straight-through.
     portable: bool = False
     # > 0: keep an exponential moving average of the weights with this decay per step
-    # (`ufvc.train.averaging`); validation, checkpoints and the export then use it.
+    # (`ufvc.train.averaging`). Validation measures it and the run's own weights; the
+    # export holds it unless the last validation found the own weights better.
     ema_decay: float = 0.0
     out: str = ""  # output folder; empty: runs/<config file name>
     log_every: int = 10

@@ -8,8 +8,9 @@ Run it under `torchrun --nproc_per_node K` for K processes (gloo on CPU, NCCL on
 process 0 logs, validates, checkpoints and exports, and every process draws its own
 samples. Stage by stage only the codec being trained gets gradients: an intra stage
 trains the intra codec; a video stage trains the chunk codec with the intra codec frozen.
-With `ema_decay` set, a moving average of the weights (`ufvc.train.averaging`) is what
-validation measures and the export holds; checkpoints keep both.
+With `ema_decay` set, a moving average of the weights (`ufvc.train.averaging`) is kept
+beside them: validation measures both, checkpoints keep both, and the export holds the
+average unless a validation at the last step found the run's own weights better.
 """
 
 from __future__ import annotations
@@ -268,6 +269,7 @@ class Trainer:
         # exports when it is spent, and --resume goes on from there.
         self.deadline = None if max_seconds is None else self.started + max_seconds
         self.last_validation: dict[str, float] | None = None
+        self.live_validation: dict[str, float] | None = None  # the own weights, beside an average
         self.average: WeightAverage | None = None
         self.last_validation_key: tuple | None = None
         self.cache = FrameCache(config.data.cache_dir)
@@ -445,6 +447,7 @@ class Trainer:
             live = _summarise(self._validation_losses(stage, key, length))
             self.log.write(step=self.step, stage=stage.name, split="val_live", time=elapsed,
                            **live)
+            self.live_validation = {"stage": stage.name, "step": self.step, **live}
 
     def _validation_losses(self, stage: StageConfig, key: tuple, length: int) -> list[tuple]:
         """(qp, loss, bpp, plane MSEs) of the validation set under the model's weights."""
@@ -575,16 +578,28 @@ class Trainer:
         if not self.group.main or not self.config.export:
             return None
         path = self.out_dir / self.config.export
+        own = self._own_weights_are_better()
+        if own:
+            self.last_validation = self.live_validation
         metadata = {
             "trained_steps": self.step,
             "finished": finished,
             "stages": [s.name for s in self.config.stages],
             "config": json.loads(json.dumps(self.config_table, default=str)),
             "validation": self.last_validation or {},
+            "weights": "average" if self.average is not None and not own else "own",
         }
-        with self._averaged():
+        with nullcontext() if own else self._averaged():
             model_files.save_ufvm(self.model, path, metadata=metadata)
         return path
+
+    def _own_weights_are_better(self) -> bool:
+        """Whether a validation at this very step found the run's own weights better than
+        their average (at the end of an annealed schedule the average trails them)."""
+        average, own = self.last_validation, self.live_validation
+        return (self.average is not None and average is not None and own is not None
+                and average["step"] == own["step"] == self.step
+                and own["loss"] < average["loss"])
 
     def export_checkpoint(self) -> Path:
         """Write the model of the run's last checkpoint as the run's export (.ufvm), without
