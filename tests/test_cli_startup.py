@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from ufvc.cli import build_parser, main
+from ufvc.cli import build_parser, main, parse_args
 
 SRC = Path(__file__).resolve().parents[1] / "src"
 HEAVY = ("torch", "av", "PIL", "scipy", "matplotlib", "numpy")
@@ -31,6 +31,16 @@ def test_an_unknown_option_shows_the_sub_command_usage(capsys) -> None:
     err = capsys.readouterr().err
     assert exit_info.value.code == 2
     assert "usage: ufvc decode" in err and "unrecognized arguments: --bogus" in err
+
+
+def test_train_overrides_may_follow_options(capsys) -> None:
+    args = parse_args(build_parser(), ["train", "--config", "c.toml", "seed=1", "--export",
+                                       "ema_decay=0", "--out", "o"])
+    assert args.overrides == ["seed=1", "ema_decay=0"] and args.export and str(args.out) == "o"
+    with pytest.raises(SystemExit):
+        parse_args(build_parser(), ["train", "--config", "c.toml", "seed=1", "--bogus"])
+    err = capsys.readouterr().err
+    assert "usage: ufvc train" in err and "unrecognized arguments: --bogus" in err
 
 
 def test_decode_help_shows_the_pattern_as_typed(capsys) -> None:

@@ -80,7 +80,16 @@ def parse_args(parser: argparse.ArgumentParser, argv: list[str] | None) -> argpa
     if unknown:
         subparsers = next(a for a in parser._actions
                           if isinstance(a, argparse._SubParsersAction))
-        subparsers.choices[args.command].error(f"unrecognized arguments: {' '.join(unknown)}")
+        command = subparsers.choices[args.command]
+        # argparse stops filling a positional list at the first option after it
+        # (`ufvc train --config c key=1 --out o key=2`); parsed intermixed, the sub-command
+        # takes them all, and reports what is still unknown with its own usage.
+        words = sys.argv[1:] if argv is None else argv
+        try:
+            sub = command.parse_intermixed_args(words[words.index(args.command) + 1:])
+        except TypeError:  # a sub-command whose arguments cannot be intermixed
+            command.error(f"unrecognized arguments: {' '.join(unknown)}")
+        vars(args).update(vars(sub))
     return args
 
 
