@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import shutil
 from pathlib import Path
 
 import pytest
@@ -220,16 +221,21 @@ def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
     for key, value in reference["ema"].items():
         assert torch.equal(pieces["ema"][key], value), key
 
-    # The run's export holds whichever of the two validated better at the last step; the
-    # export of a checkpoint (`ufvc train --export`) holds the average.
+    # The run's export holds whichever of the two validated better at the last step; so
+    # does the export of its checkpoint (`ufvc train --export`), by the run's log, and
+    # without validations at the checkpoint's step in the log, the export is the average.
     last = {r["split"]: float(r["loss"]) for r in read_log(whole.log_path)
             if r["split"] in ("val", "val_live")}
     chosen = "own" if last["val_live"] < last["val"] else "average"
     assert read_ufvm(whole.export).metadata["weights"] == chosen
     (out / "model.ufvm").unlink()
     Trainer(config_from_table(table), out_dir=out, config_table=table).export_checkpoint()
-    assert read_ufvm(out / "model.ufvm").metadata["weights"] == "average"
-    for path, kind in ((whole.export, chosen), (out / "model.ufvm", "average")):
+    assert read_ufvm(out / "model.ufvm").metadata["weights"] == chosen
+    blind = tmp_path / "blind"
+    shutil.copytree(out / "checkpoints", blind / "checkpoints")
+    Trainer(config_from_table(table), out_dir=blind, config_table=table).export_checkpoint()
+    assert read_ufvm(blind / "model.ufvm").metadata["weights"] == "average"
+    for path, kind in ((whole.export, chosen), (blind / "model.ufvm", "average")):
         exported = load_model_file(path).state_dict()
         expected = reference["ema"] if kind == "average" else reference["model"]
         for key in reference["ema"]:
@@ -260,6 +266,12 @@ def test_export_takes_the_own_weights_when_the_average_validates_worse(
     assert read_ufvm(result.export).metadata["weights"] == "own"
     assert result.validation["loss"] == pytest.approx(rows["val_live"], rel=1e-5)
     trained = load_checkpoint(result.checkpoint)["model"]
+    for key, value in load_model_file(result.export).state_dict().items():
+        assert torch.equal(value, trained[key]), key
+    # The export of the checkpoint (`ufvc train --export`) reads that choice from the log.
+    result.export.unlink()
+    Trainer(config_from_table(table), out_dir=tmp_path, config_table=table).export_checkpoint()
+    assert read_ufvm(result.export).metadata["weights"] == "own"
     for key, value in load_model_file(result.export).state_dict().items():
         assert torch.equal(value, trained[key]), key
 

@@ -10,7 +10,9 @@ samples. Stage by stage only the codec being trained gets gradients: an intra st
 trains the intra codec; a video stage trains the chunk codec with the intra codec frozen.
 With `ema_decay` set, a moving average of the weights (`ufvc.train.averaging`) is kept
 beside them: validation measures both, checkpoints keep both, and the export holds the
-average unless a validation at the last step found the run's own weights better.
+average unless a validation at the last step found the run's own weights better (for
+the export of a checkpoint, `export_checkpoint`, the validations the run's log holds at
+the checkpoint's step decide).
 """
 
 from __future__ import annotations
@@ -49,7 +51,7 @@ from ufvc.train.data import (
 )
 from ufvc.train.losses import RDTerms, default_frame_weights, lambda_table, yuv_psnr
 from ufvc.train.objective import IntraObjective, SequenceObjective, frames_to_model_input
-from ufvc.train.runlog import CsvLog
+from ufvc.train.runlog import CsvLog, read_log
 from ufvc.train.sources import FrameCache
 from ufvc.train.state import (
     capture_rng,
@@ -607,12 +609,23 @@ class Trainer:
         self.model = build_model(self.config.model)
         state = self._resume_state()
         saved = state.get("config", {})
-        self.last_validation = None
+        self.last_validation, self.live_validation = self._logged_validations()
         self.config_table = saved or self.config_table
         path = self._export(finished=self.step >= self.config.total_steps)
         if path is None:
             raise CheckpointError("the config names no export file (`export`)")
         return path
+
+    def _logged_validations(self) -> tuple[dict | None, dict | None]:
+        """The validations of the average and of the own weights that the run's log holds
+        at the current step (the later, where a stage change validated twice there)."""
+        path = self.out_dir / LOG_NAME
+        found: dict[str, dict] = {}
+        for row in read_log(path) if path.is_file() else []:
+            if row["split"] in ("val", "val_live") and int(row["step"]) == self.step:
+                found[row["split"]] = {"stage": row["stage"], "step": self.step,
+                                       **{k: float(row[k]) for k in ("loss", "bpp", "psnr")}}
+        return found.get("val"), found.get("val_live")
 
     def run(self, resume: bool = False) -> TrainResult:
         self._seed()
