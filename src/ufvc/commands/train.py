@@ -25,8 +25,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                         "else runs/<config name>)")
     parser.add_argument("--device", help="auto, cpu, cuda or cuda:N (default: the config's)")
     parser.add_argument("--max-steps", type=int, metavar="K",
-                        help="stop after K steps in all (a checkpoint is written; --resume "
-                             "goes on from there)")
+                        help="stop after K steps in all (a checkpoint is written and the "
+                             "model exported; --resume goes on from there)")
     parser.add_argument("--max-minutes", type=float, metavar="M",
                         help="stop after M minutes of training (a checkpoint is written and "
                              "the model exported; --resume goes on from there)")
