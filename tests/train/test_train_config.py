@@ -118,3 +118,16 @@ def test_ufvc_s_recipe_keeps_evaluation_frames_out():
     assert all(s.start < 0 for s in config.validation.sources)  # held-out tails only
     assert [s.kind for s in config.stages][0] == "intra"
     assert [s.chunks for s in config.stages[1:]] == sorted(s.chunks for s in config.stages[1:])
+
+
+@pytest.mark.parametrize("fast", [True, False])
+def test_auto_precision_uses_bf16_only_where_the_cpu_has_kernels(monkeypatch, fast: bool):
+    import torch
+
+    from ufvc.train import trainer
+
+    monkeypatch.setattr(trainer, "cpu_has_fast_bf16", lambda: fast)
+    cpu = torch.device("cpu")
+    assert trainer.resolve_precision("auto", cpu) == (torch.bfloat16 if fast else None)
+    assert trainer.resolve_precision("bf16", cpu) == torch.bfloat16  # asked for: kept
+    assert trainer.resolve_precision("fp32", cpu) is None

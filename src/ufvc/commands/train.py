@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import sys
 from pathlib import Path
 
 
@@ -42,7 +43,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
 def run(args: argparse.Namespace) -> int:
     from ufvc.errors import InputFormatError
     from ufvc.train.config import config_from_table, read_table
-    from ufvc.train.trainer import Trainer, run_training
+    from ufvc.train.trainer import Trainer, cpu_has_fast_bf16, resolve_device, run_training
 
     if args.max_steps is not None and args.max_steps < 1:
         raise InputFormatError(f"--max-steps must be >= 1, got {args.max_steps}")
@@ -51,6 +52,11 @@ def run(args: argparse.Namespace) -> int:
     table = read_table(args.config, args.overrides)
     config = config_from_table(table)
     out_dir = args.out or Path(config.out or Path("runs") / args.config.stem)
+    if (config.precision == "bf16" and not args.export and not cpu_has_fast_bf16()
+            and resolve_device(args.device or config.device).type == "cpu"):
+        print("ufvc train: note: this CPU has no bfloat16 kernels, so precision=bf16 is "
+              "emulated and several times slower than fp32 (precision=auto picks fp32 here)",
+              file=sys.stderr)
     if args.export:
         trainer = Trainer(config, out_dir=out_dir, device="cpu", config_table=table)
         path = trainer.export_checkpoint()
