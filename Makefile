@@ -21,8 +21,10 @@ demo: setup
 lint: setup
 	$(BIN)/ruff check src tests benchmarks
 
+# One pytest worker per core (pytest-xdist): the tests run on one intra-op thread each
+# (tests/conftest.py), so a serial run leaves all but one core idle.
 test: setup lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n auto
 
 clean:
 	rm -rf $(VENV) build *.egg-info src/*.egg-info
