@@ -3,6 +3,7 @@
 One row per logging interval of training (`split` "train", means over the interval) and
 per validation (`split` "val" for the mean over the validation qps, "val_qpNN" for each;
 with a weight average, these measure it and "val_live" the run's own weights).
+`validation_bdrates` ranks the validations by BD-rate over their qps.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import math
 from pathlib import Path
 
 from ufvc.errors import InputFormatError
+from ufvc.eval.bdrate import RdCurve, bd_rate
 
 LOG_FIELDS = ("step", "stage", "split", "loss", "bpp", "psnr", "lr", "time", "samples_per_s")
 
@@ -57,6 +59,31 @@ def read_log(path: Path) -> list[dict[str, str]]:
             return list(reader)
     except FileNotFoundError:
         raise InputFormatError(f"training log not found: {path}") from None
+
+
+def validation_bdrates(rows: list[dict[str, str]]) -> dict[tuple[str, int], float | None]:
+    """BD-rate (percent, PSNR) of every validation against its stage's first one.
+
+    The mean RD loss over the validation qps is dominated by the top qp, whose lambda is
+    largest, so it can rise while the curve improves everywhere else; a BD-rate over the
+    per-qp points ranks states the way held-out BD-rates do (docs/training.md, session
+    38). Keyed by (stage, step); None where a curve cannot be measured.
+    """
+    curves: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    for row in rows:
+        if row["split"].startswith("val_qp"):
+            key = (row["stage"], int(row["step"]))
+            curves.setdefault(key, []).append((float(row["bpp"]), float(row["psnr"])))
+    anchors: dict[str, RdCurve] = {}
+    result: dict[tuple[str, int], float | None] = {}
+    for (stage, step), points in sorted(curves.items(), key=lambda item: item[0][1]):
+        curve = RdCurve.from_points(*zip(*points, strict=True))
+        anchor = anchors.setdefault(stage, curve)
+        try:
+            result[(stage, step)] = bd_rate(anchor, curve).percent
+        except InputFormatError:
+            result[(stage, step)] = None
+    return result
 
 
 def _segments(rows: list[dict[str, str]], split: str, key: str) -> list[tuple[list, list]]:
