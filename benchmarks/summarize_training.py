@@ -3,9 +3,10 @@
     python benchmarks/summarize_training.py runs/ufvc-s-cpu runs/ufvc-s-anchors runs/ufvc-s-long
 
 For each run: every validation point (per qp and overall), the stage, the step, the
-run's wall-clock time at that point and, on each overall row, the BD-rate of that
-validation's per-qp curve against the stage's first validation (the mean loss is dominated
-by the top qp and can rank states backwards); docs/training.md quotes its output.
+run's wall-clock time at that point and, on each overall row (the average's and the own
+weights'), the BD-rate of that validation's per-qp curve against the stage's first
+validation (the mean loss is dominated by the top qp and can rank states backwards);
+docs/training.md quotes its output.
 """
 
 from __future__ import annotations
@@ -25,8 +26,7 @@ def main(runs: list[str]) -> int:
         for row in rows:
             if not row["split"].startswith("val"):
                 continue
-            key = (row["stage"], int(row["step"]))
-            bdrate = bdrates.get(key) if row["split"] == "val" else None
+            bdrate = bdrates.get((row["stage"], int(row["step"]), row["split"]))
             shown = "" if bdrate is None else f"{bdrate:+.2f} %"
             print(f"| {Path(run).name} | {row['stage']} | {row['step']} | {row['split']} | "
                   f"{float(row['bpp']):.4f} | {float(row['psnr']):.2f} | "

@@ -11,6 +11,7 @@ import torch
 
 from ufvc.cli import main as cli_main
 from ufvc.errors import CheckpointError, InputFormatError
+from ufvc.eval.bdrate import RdCurve, bd_rate
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import load_model_file
 from ufvc.nn.exact import is_portable
@@ -27,6 +28,45 @@ def _validation_losses(log_path: Path) -> dict[str, list[float]]:
         if row["split"] == "val":
             losses.setdefault(row["stage"], []).append(float(row["loss"]))
     return losses
+
+
+def _own_validated_better(log_path: Path, step: int) -> bool:
+    """The export's rule, from the log: the own weights' validation curve needs fewer bits
+    than the average's (BD-rate), or, where no BD-rate can be had, a lower mean loss."""
+    points: dict[str, list[tuple[float, float]]] = {"val": [], "val_live": []}
+    losses = {}
+    for row in read_log(log_path):
+        if int(row["step"]) != step:
+            continue
+        split, _, qp = row["split"].partition("_qp")
+        if qp and split in points:
+            points[split].append((float(row["bpp"]), float(row["psnr"])))
+        elif row["split"] in points:
+            losses[row["split"]] = float(row["loss"])
+    try:
+        return bd_rate(RdCurve.from_points(*zip(*points["val"], strict=True)),
+                       RdCurve.from_points(*zip(*points["val_live"], strict=True))).percent < 0
+    except InputFormatError:
+        return losses["val_live"] < losses["val"]
+
+
+def test_the_export_choice_goes_by_bdrate_not_by_the_mean_loss(run_table, tmp_path: Path):
+    table = run_table(intra_steps=1, video_steps=1)
+    trainer = Trainer(config_from_table(table), out_dir=tmp_path, config_table=table)
+    trainer.average = WeightAverage(torch.nn.Linear(1, 1), 0.5)
+    # Own weights: 5 % fewer bits at every qp, but a worse mean loss (the top qp's weight).
+    trainer.last_validation = {"stage": "intra", "step": 0, "loss": 1.0}
+    trainer.live_validation = {"stage": "intra", "step": 0, "loss": 1.2}
+    rates, psnr = (0.1, 0.3, 0.8, 1.6), (28.0, 32.0, 35.0, 37.0)
+    trainer.last_curve = RdCurve.from_points(rates, psnr)
+    trainer.live_curve = RdCurve.from_points([0.95 * r for r in rates], psnr)
+    assert trainer._own_weights_are_better()
+    trainer.live_curve = RdCurve.from_points([1.05 * r for r in rates], psnr)
+    assert not trainer._own_weights_are_better()
+    # A curve BD-rate cannot use (quality falling with rate): the mean loss decides.
+    trainer.live_curve = RdCurve.from_points(rates, psnr[::-1])
+    trainer.live_validation["loss"] = 0.9
+    assert trainer._own_weights_are_better()
 
 
 def test_short_cpu_run_lowers_the_validation_rd_loss(run_table, tmp_path: Path, one_thread):
@@ -224,9 +264,7 @@ def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
     # The run's export holds whichever of the two validated better at the last step; so
     # does the export of its checkpoint (`ufvc train --export`), by the run's log, and
     # without validations at the checkpoint's step in the log, the export is the average.
-    last = {r["split"]: float(r["loss"]) for r in read_log(whole.log_path)
-            if r["split"] in ("val", "val_live")}
-    chosen = "own" if last["val_live"] < last["val"] else "average"
+    chosen = "own" if _own_validated_better(whole.log_path, whole.step) else "average"
     assert read_ufvm(whole.export).metadata["weights"] == chosen
     (out / "model.ufvm").unlink()
     Trainer(config_from_table(table), out_dir=out, config_table=table).export_checkpoint()

@@ -2,7 +2,8 @@
 
 One row per logging interval of training (`split` "train", means over the interval) and
 per validation (`split` "val" for the mean over the validation qps, "val_qpNN" for each;
-with a weight average, these measure it and "val_live" the run's own weights).
+with a weight average, these measure it and "val_live", "val_live_qpNN" the run's own
+weights).
 `validation_bdrates` ranks the validations by BD-rate over their qps.
 """
 
@@ -61,28 +62,34 @@ def read_log(path: Path) -> list[dict[str, str]]:
         raise InputFormatError(f"training log not found: {path}") from None
 
 
-def validation_bdrates(rows: list[dict[str, str]]) -> dict[tuple[str, int], float | None]:
+def validation_bdrates(rows: list[dict[str, str]]) -> dict[tuple[str, int, str], float | None]:
     """BD-rate (percent, PSNR) of every validation against its stage's first one.
 
     The mean RD loss over the validation qps is dominated by the top qp, whose lambda is
     largest, so it can rise while the curve improves everywhere else; a BD-rate over the
     per-qp points ranks states the way held-out BD-rates do (docs/training.md, session
-    38). Keyed by (stage, step); None where a curve cannot be measured.
+    38). Keyed by (stage, step, split), split "val" for the weight average (or the weights,
+    without one) and "val_live" for the run's own weights, both against the stage's first
+    "val" curve; None where a curve cannot be measured.
     """
-    curves: dict[tuple[str, int], list[tuple[float, float]]] = {}
+    curves: dict[tuple[str, int, str], list[tuple[float, float]]] = {}
     for row in rows:
-        if row["split"].startswith("val_qp"):
-            key = (row["stage"], int(row["step"]))
+        split, _, qp = row["split"].partition("_qp")
+        if qp and split in ("val", "val_live"):
+            key = (row["stage"], int(row["step"]), split)
             curves.setdefault(key, []).append((float(row["bpp"]), float(row["psnr"])))
     anchors: dict[str, RdCurve] = {}
-    result: dict[tuple[str, int], float | None] = {}
-    for (stage, step), points in sorted(curves.items(), key=lambda item: item[0][1]):
+    result: dict[tuple[str, int, str], float | None] = {}
+    # The average's curve first at each step, so a stage's anchor is its first "val".
+    for key, points in sorted(curves.items(), key=lambda item: (item[0][1], item[0][2])):
         curve = RdCurve.from_points(*zip(*points, strict=True))
-        anchor = anchors.setdefault(stage, curve)
+        anchor = anchors.setdefault(key[0], curve) if key[2] == "val" else anchors.get(key[0])
         try:
-            result[(stage, step)] = bd_rate(anchor, curve).percent
+            if anchor is None:
+                raise InputFormatError("no validation of the average to measure against")
+            result[key] = bd_rate(anchor, curve).percent
         except InputFormatError:
-            result[(stage, step)] = None
+            result[key] = None
     return result
 
 

@@ -38,6 +38,7 @@ from tqdm import tqdm
 
 from ufvc.codec.options import PRECISION_DTYPES
 from ufvc.errors import CheckpointError, InputFormatError
+from ufvc.eval.bdrate import RdCurve, bd_rate
 from ufvc.models import checkpoint as model_files
 from ufvc.models.registry import CodecModel, get_model_spec, shipped_weights_path
 from ufvc.train.averaging import WeightAverage
@@ -280,6 +281,8 @@ class Trainer:
         self.deadline = None if max_seconds is None else self.started + max_seconds
         self.last_validation: dict[str, float] | None = None
         self.live_validation: dict[str, float] | None = None  # the own weights, beside an average
+        self.last_curve: RdCurve | None = None  # rate-PSNR over the validation qps
+        self.live_curve: RdCurve | None = None
         self.average: WeightAverage | None = None
         self.last_validation_key: tuple | None = None
         self.cache = FrameCache(config.data.cache_dir)
@@ -446,18 +449,27 @@ class Trainer:
         with self._averaged():
             per_qp = self._validation_losses(stage, key, length)
         elapsed = self._elapsed()
-        for qp, loss, bpp, mse in per_qp:
-            self.log.write(step=self.step, stage=stage.name, split=f"val_qp{qp}", loss=loss,
-                           bpp=bpp, psnr=float(yuv_psnr(mse)), time=elapsed)
-        summary = _summarise(per_qp)
-        self.log.write(step=self.step, stage=stage.name, split="val", time=elapsed, **summary)
-        self.last_validation = {"stage": stage.name, "step": self.step, **summary}
+        self.last_validation, self.last_curve = self._log_validation(
+            stage, "val", per_qp, elapsed)
         if self.average is not None:
             # The run's own weights too: how far the average is ahead of them.
-            live = _summarise(self._validation_losses(stage, key, length))
-            self.log.write(step=self.step, stage=stage.name, split="val_live", time=elapsed,
-                           **live)
-            self.live_validation = {"stage": stage.name, "step": self.step, **live}
+            self.live_validation, self.live_curve = self._log_validation(
+                stage, "val_live", self._validation_losses(stage, key, length), elapsed)
+
+    def _log_validation(self, stage: StageConfig, split: str, per_qp: list[tuple],
+                        elapsed: float) -> tuple[dict, RdCurve]:
+        """Log one validation's per-qp rows ("<split>_qpNN") and summary row ("<split>");
+        returns the summary and the rate-PSNR curve of its qps."""
+        points = []
+        for qp, loss, bpp, mse in per_qp:
+            psnr = float(yuv_psnr(mse))
+            points.append((bpp, psnr))
+            self.log.write(step=self.step, stage=stage.name, split=f"{split}_qp{qp}",
+                           loss=loss, bpp=bpp, psnr=psnr, time=elapsed)
+        summary = _summarise(per_qp)
+        self.log.write(step=self.step, stage=stage.name, split=split, time=elapsed, **summary)
+        return ({"stage": stage.name, "step": self.step, **summary},
+                RdCurve.from_points(*zip(*points, strict=True)))
 
     def _validation_losses(self, stage: StageConfig, key: tuple, length: int) -> list[tuple]:
         """(qp, loss, bpp, plane MSEs) of the validation set under the model's weights."""
@@ -605,11 +617,22 @@ class Trainer:
 
     def _own_weights_are_better(self) -> bool:
         """Whether a validation at this very step found the run's own weights better than
-        their average (at the end of an annealed schedule the average trails them)."""
+        their average (at the end of an annealed schedule the average trails them).
+
+        Better means a lower BD-rate over the validation qps: the mean RD loss is dominated
+        by the top qp and ranks states backwards (docs/training.md, session 38). Where the
+        curves allow no BD-rate, the mean loss decides.
+        """
         average, own = self.last_validation, self.live_validation
-        return (self.average is not None and average is not None and own is not None
-                and average["step"] == own["step"] == self.step
-                and own["loss"] < average["loss"])
+        if not (self.average is not None and average is not None and own is not None
+                and average["step"] == own["step"] == self.step):
+            return False
+        if self.last_curve is not None and self.live_curve is not None:
+            try:
+                return bd_rate(self.last_curve, self.live_curve).percent < 0
+            except InputFormatError:
+                pass
+        return own["loss"] < average["loss"]
 
     def export_checkpoint(self) -> Path:
         """Write the model of the run's last checkpoint as the run's export (.ufvm), without
@@ -617,23 +640,34 @@ class Trainer:
         self.model = build_model(self.config.model)
         state = self._resume_state()
         saved = state.get("config", {})
-        self.last_validation, self.live_validation = self._logged_validations()
+        (self.last_validation, self.last_curve), (self.live_validation, self.live_curve) = (
+            self._logged_validations())
         self.config_table = saved or self.config_table
         path = self._export(finished=self.step >= self.config.total_steps)
         if path is None:
             raise CheckpointError("the config names no export file (`export`)")
         return path
 
-    def _logged_validations(self) -> tuple[dict | None, dict | None]:
-        """The validations of the average and of the own weights that the run's log holds
-        at the current step (the later, where a stage change validated twice there)."""
+    def _logged_validations(self) -> tuple[tuple[dict | None, RdCurve | None], ...]:
+        """(summary, curve) of the validations of the average and of the own weights that
+        the run's log holds at the current step (the later, where a stage change validated
+        twice there; no curve from logs written before the own weights' per-qp rows)."""
         path = self.out_dir / LOG_NAME
         found: dict[str, dict] = {}
+        points: dict[str, dict[str, tuple[float, float]]] = {"val": {}, "val_live": {}}
         for row in read_log(path) if path.is_file() else []:
-            if row["split"] in ("val", "val_live") and int(row["step"]) == self.step:
+            if int(row["step"]) != self.step:
+                continue
+            split, _, qp = row["split"].partition("_qp")
+            if qp and split in points:
+                points[split][qp] = (float(row["bpp"]), float(row["psnr"]))
+            elif row["split"] in points:
                 found[row["split"]] = {"stage": row["stage"], "step": self.step,
                                        **{k: float(row[k]) for k in ("loss", "bpp", "psnr")}}
-        return found.get("val"), found.get("val_live")
+        return tuple(
+            (found.get(split), RdCurve.from_points(*zip(*points[split].values(), strict=True))
+             if points[split] else None)
+            for split in ("val", "val_live"))
 
     def run(self, resume: bool = False) -> TrainResult:
         self._seed()
