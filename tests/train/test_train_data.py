@@ -163,6 +163,21 @@ def test_listing_names_videos_frame_folders_and_images(numbered_clip: Path, tmp_
         build_clips(SourceConfig(kind="listing", path=str(listing)))
 
 
+def test_listing_leaves_out_stills_smaller_than_min_size(tmp_path: Path):
+    rng = np.random.default_rng(4)
+    _write_png(tmp_path / "wide.png", rng.integers(0, 256, (96, 160, 3), np.uint8))
+    _write_png(tmp_path / "small.png", rng.integers(0, 256, (64, 200, 3), np.uint8))
+    (tmp_path / "broken.png").write_bytes(b"not a picture")
+    listing = tmp_path / "listing.json"
+    listing.write_text(json.dumps([{"image": "wide.png"}, {"image": "small.png"}]))
+    names = [Path(c.label).name for c in
+             build_clips(SourceConfig(kind="listing", path=str(listing), min_size=96))]
+    assert names == ["wide.png"]
+    listing.write_text(json.dumps([{"image": "wide.png"}, {"image": "broken.png"}]))
+    with pytest.raises(InputFormatError, match="entry 1: .*broken.png is not a readable image"):
+        build_clips(SourceConfig(kind="listing", path=str(listing)))
+
+
 def test_images_are_converted_with_bt709_full_range(tmp_path: Path):
     rgb = np.random.default_rng(3).integers(0, 256, (64, 64, 3), dtype=np.uint8)
     _write_png(tmp_path / "img" / "a.png", rgb)

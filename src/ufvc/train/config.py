@@ -72,7 +72,7 @@ class SourceConfig:
     stop: int | None = None
     ranges: dict[str, tuple[int, int | None]] = field(default_factory=dict)
     frame_steps: tuple[int, ...] = (1,)  # temporal subsampling factors drawn per sequence
-    min_size: int = 64  # smaller images are skipped
+    min_size: int = 64  # still images (of `images` and `listing`) with a shorter side are skipped
     weight: float = 1.0  # relative chance that a training sample comes from this source
     cache: bool = True  # keep decoded frames in the on-disk cache
     motion: MotionConfig = field(default_factory=MotionConfig)

@@ -339,14 +339,14 @@ def _png_sequence_clips(cfg: SourceConfig, base: Path | None) -> list[Clip]:
     return clips
 
 
-def read_listing(path: Path, *, cache: bool = True) -> list[Clip]:
+def read_listing(path: Path, *, cache: bool = True, min_size: int = 0) -> list[Clip]:
     """Clips listed in a JSON file (paths relative to the file's folder).
 
     The file holds a list of entries, or {"sequences": [...]}; each entry has one of
     "video" (a video file), "frames" (a folder of PNGs or a pattern like a/%05d.png) or
     "image" (a still image), and optionally "start" and "stop" (frame range, stop
     exclusive, negative from the end). `cache` applies to image files; videos are
-    always cached.
+    always cached. Still images whose shorter side is under `min_size` are left out.
     """
     try:
         data = json.loads(path.read_text())
@@ -380,8 +380,18 @@ def read_listing(path: Path, *, cache: bool = True) -> list[Clip]:
         else:
             if not target.is_file():
                 raise InputFormatError(f"{path}: entry {i}: {target} not found")
+            if min_size and min(_image_size(target, f"{path}: entry {i}")) < min_size:
+                continue
             clips.append(Clip(label=str(target), images=[target], still=True, cache=cache))
     return clips
+
+
+def _image_size(path: Path, where: str) -> tuple[int, int]:
+    try:
+        with Image.open(path) as image:
+            return image.size
+    except (UnidentifiedImageError, OSError):
+        raise InputFormatError(f"{where}: {path} is not a readable image") from None
 
 
 def build_clips(cfg: SourceConfig, base: Path | None = None) -> list[Clip]:
@@ -397,7 +407,7 @@ def build_clips(cfg: SourceConfig, base: Path | None = None) -> list[Clip]:
     elif cfg.kind == "png_sequences":
         clips = _png_sequence_clips(cfg, base)
     elif cfg.kind == "listing":
-        clips = read_listing(_resolve(cfg.path, base), cache=cfg.cache)
+        clips = read_listing(_resolve(cfg.path, base), cache=cfg.cache, min_size=cfg.min_size)
     elif cfg.kind == "images":
         clips = _image_clips(cfg, base)
     else:
