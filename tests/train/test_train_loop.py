@@ -216,6 +216,9 @@ def test_time_budget_stops_with_a_checkpoint_and_export_writes_its_model(
     for key, value in exported.state_dict().items():
         assert torch.equal(value, stopped["model"][key]), key
     assert cli_main(base + ["--max-minutes", "0"]) == 2
+    assert cli_main(base + ["--weights", "own"]) == 2  # --weights only goes with --export
+    assert cli_main(base + ["--export", "--weights", "average"]) == 4  # the run keeps none
+    assert not (out / "model-average.ufvm").exists()
 
 
 def test_quantisation_aware_run_trains_through_the_portable_roundings(
@@ -280,6 +283,16 @@ def test_weight_average_is_what_validation_and_the_export_use_and_it_resumes(
             assert torch.equal(exported[key], expected[key]), key
     assert any(not torch.equal(value, reference["model"][key])
                for key, value in reference["ema"].items())
+    # Either weights on demand (`--export --weights`), beside the chosen export.
+    chosen_bytes = (out / "model.ufvm").read_bytes()
+    for kind, key in (("average", "ema"), ("own", "model")):
+        path = Trainer(config_from_table(table), out_dir=out,
+                       config_table=table).export_checkpoint(kind)
+        assert path == out / f"model-{kind}.ufvm"
+        assert read_ufvm(path).metadata["weights"] == kind
+        exported = load_model_file(path).state_dict()
+        assert all(torch.equal(exported[name], value) for name, value in pieces[key].items())
+    assert (out / "model.ufvm").read_bytes() == chosen_bytes
 
     # Validation measured the average and the run's own weights, which differ.
     rows = [r for r in read_log(whole.log_path) if r["split"] in ("val", "val_live")]

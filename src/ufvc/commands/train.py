@@ -34,6 +34,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser.add_argument("--export", action="store_true",
                         help="do not train: write the model of OUT/checkpoints/last.pt as "
                              "OUT/<export> (for a run still going, or stopped)")
+    parser.add_argument("--weights", choices=("average", "own"),
+                        help="with --export: write the checkpoint's weight average or its "
+                             "own weights to OUT/<export stem>-<weights>.ufvm, whichever "
+                             "validated better (without it, the better ones go to OUT/<export>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="change config values, e.g. stages.0.steps=100 seed=3")
@@ -57,9 +61,11 @@ def run(args: argparse.Namespace) -> int:
         print("ufvc train: note: this CPU has no bfloat16 kernels, so precision=bf16 is "
               "emulated and several times slower than fp32 (precision=auto picks fp32 here)",
               file=sys.stderr)
+    if args.weights and not args.export:
+        raise InputFormatError("--weights goes with --export")
     if args.export:
         trainer = Trainer(config, out_dir=out_dir, device="cpu", config_table=table)
-        path = trainer.export_checkpoint()
+        path = trainer.export_checkpoint(args.weights or "chosen")
         print(f"model of step {trainer.step}: {path}")
         return 0
     result = run_training(

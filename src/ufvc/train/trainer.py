@@ -596,11 +596,19 @@ class Trainer:
         bar.set_postfix(loss=f"{means['loss']:.4g}", bpp=f"{means['bpp']:.4f}",
                         psnr=f"{means['psnr']:.2f}")
 
-    def _export(self, finished: bool) -> Path | None:
+    def _export(self, finished: bool, weights: str = "chosen") -> Path | None:
+        """Write the better-validated weights to OUT/<export>, or with `weights` "average"
+        or "own" those weights to OUT/<export stem>-<weights>.ufvm, beside it."""
         if not self.group.main or not self.config.export:
             return None
         path = self.out_dir / self.config.export
-        own = self._own_weights_are_better()
+        if weights == "chosen":
+            own = self._own_weights_are_better()
+        elif weights == "average" and self.average is None:
+            raise CheckpointError("this run keeps no weight average (ema_decay = 0)")
+        else:
+            own = weights == "own"
+            path = path.with_name(f"{path.stem}-{weights}.ufvm")
         if own:
             self.last_validation = self.live_validation
         metadata = {
@@ -634,16 +642,17 @@ class Trainer:
                 pass
         return own["loss"] < average["loss"]
 
-    def export_checkpoint(self) -> Path:
+    def export_checkpoint(self, weights: str = "chosen") -> Path:
         """Write the model of the run's last checkpoint as the run's export (.ufvm), without
-        training: how a run that is still going, or was stopped, hands over its weights."""
+        training: how a run that is still going, or was stopped, hands over its weights.
+        `weights` as in `_export`: a ship measures both weights of a run (session 39)."""
         self.model = build_model(self.config.model)
         state = self._resume_state()
         saved = state.get("config", {})
         (self.last_validation, self.last_curve), (self.live_validation, self.live_curve) = (
             self._logged_validations())
         self.config_table = saved or self.config_table
-        path = self._export(finished=self.step >= self.config.total_steps)
+        path = self._export(finished=self.step >= self.config.total_steps, weights=weights)
         if path is None:
             raise CheckpointError("the config names no export file (`export`)")
         return path
