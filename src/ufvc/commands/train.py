@@ -36,8 +36,8 @@ def register(subparsers: argparse._SubParsersAction) -> None:
                              "OUT/<export> (for a run still going, or stopped)")
     parser.add_argument("--weights", choices=("average", "own"),
                         help="with --export: write the checkpoint's weight average or its "
-                             "own weights to OUT/<export stem>-<weights>.ufvm, whichever "
-                             "validated better (without it, the better ones go to OUT/<export>)")
+                             "own weights, as asked, to OUT/<export stem>-<weights>.ufvm "
+                             "(without it, the better-validated of the two go to OUT/<export>)")
     parser.add_argument("--quiet", action="store_true", help="no progress bar")
     parser.add_argument("overrides", nargs="*", metavar="KEY=VALUE",
                         help="change config values, e.g. stages.0.steps=100 seed=3")
