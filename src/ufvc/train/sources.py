@@ -36,7 +36,8 @@ from ufvc.train.config import SourceConfig
 CACHE_VERSION = 1  # bump when the cached layout or conversion changes
 SEGMENT_FRAMES = 16  # frames per cached .npy file
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp")
-VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts")
+VIDEO_SUFFIXES = (".mp4", ".mkv", ".mov", ".avi", ".webm", ".y4m", ".m4v", ".ts", ".mpg",
+                  ".mpeg", ".ogv")
 
 
 def frame_to_u8_444(frame: Frame) -> np.ndarray:
