@@ -239,6 +239,26 @@ def test_synthetic_motion_is_deterministic_and_off_when_bounds_are_zero():
     assert all((frames[k] == frames[0]).all() for k in range(5))
 
 
+def test_still_chance_stops_the_camera_but_not_the_patches():
+    moving = MotionConfig(max_pan=4.0, max_zoom=0.01, max_rotation=0.4, max_patches=0,
+                          max_brightness=0.0)
+    still = replace(moving, still_chance=1.0)
+    for seed in range(5):
+        path = draw_motion((300, 300), 4, (64, 64), still, np.random.default_rng(seed))
+        assert (path.src_x == path.src_x[0]).all() and (path.src_y == path.src_y[0]).all()
+        other = draw_motion((300, 300), 4, (64, 64), moving, np.random.default_rng(seed))
+        assert not (other.src_x == other.src_x[0]).all()
+    with_patch = replace(still, max_patches=1, max_patch_speed=5.0, patch_size=(0.5, 0.5))
+    paths = [draw_motion((300, 300), 4, (64, 64), with_patch, np.random.default_rng(s))
+             for s in range(10)]
+    assert any(not (p.src_x == p.src_x[0]).all() for p in paths)  # a patch still moves
+    # Half the sequences of a source with still_chance 0.5 hold the camera.
+    half = replace(moving, still_chance=0.5)
+    held = sum(bool((draw_motion((300, 300), 3, (64, 64), half, np.random.default_rng(s))
+                     .src_x.diff(dim=0) == 0).all()) for s in range(200))
+    assert 70 < held < 130
+
+
 def test_samples_are_a_function_of_their_number(numbered_clip: Path, tmp_path: Path):
     cache = FrameCache(tmp_path / "cache")
     rng = np.random.default_rng(4)

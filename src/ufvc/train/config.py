@@ -42,6 +42,7 @@ class MotionConfig:
     blur_chance: float = 0.0  # chance that a sequence has motion blur
     max_shutter: float = 0.6  # exposure as a fraction of the frame interval, when blurred
     max_noise: float = 0.0  # std of the sensor noise in 8-bit levels, drawn per sequence
+    still_chance: float = 0.0  # chance that the camera stands still (only patches move)
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,8 @@
 """Still images turned into video: synthetic camera motion plus independently moving objects.
 
 A user with only images can train the video stages on them. Each sequence draws a camera
-path (a pan, a zoom and a rotation, each at a constant rate), a few patches of the image
+path (a pan, a zoom and a rotation, each at a constant rate; with `still_chance`, a
+camera that stands still), a few patches of the image
 that move over the picture on their own (occlusions the temporal prior cannot simply
 copy; rectangles or ellipses), and a slow change of brightness. All of it is one
 bilinear resampling of the source image per frame, so motion is sub-pixel. Optionally a
@@ -68,6 +69,10 @@ def draw_motion(
     zoom = rng.uniform(-motion.max_zoom, motion.max_zoom)
     spin = math.radians(rng.uniform(-motion.max_rotation, motion.max_rotation))
     gain_rate = rng.uniform(-motion.max_brightness, motion.max_brightness)
+    if motion.still_chance > 0 and rng.random() < motion.still_chance:
+        # A fixed camera (surveillance, a tripod): the background should be copied from
+        # the reference, which camera paths drawn from the whole range almost never ask.
+        velocity, zoom, spin = np.zeros(2), 0.0, 0.0
 
     scale = base_scale * (1.0 + zoom) ** t  # [T]
     angle = spin * t
