@@ -18,7 +18,9 @@ channels, half-width blocks) can be widened the same way.
 Training (`ufvc train ... model.intra.latent_channels=384 model.intra.prior_width=384
 model.init=<this file>`, or `model.intra.encoder_width=256`: the structure the file was
 widened to) then learns to use them. The video codec's decoded feature (128 channels at 1/8
-resolution for a whole 8-frame chunk) widens the same way (`model.video.feature_channels`).
+resolution for a whole 8-frame chunk) widens the same way (`model.video.feature_channels`),
+and so does its memory, the temporal context through which alone the decoder sees the
+reference (`--video-memory`, `model.video.memory_channels`).
 """
 
 from __future__ import annotations
@@ -29,7 +31,13 @@ from pathlib import Path
 
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import CodecModel, load_model_file
-from ufvc.models.widen import widen_decoder, widen_encoder, widen_intra, widen_video
+from ufvc.models.widen import (
+    widen_decoder,
+    widen_encoder,
+    widen_intra,
+    widen_video,
+    widen_video_memory,
+)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -43,10 +51,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--decoder-width", type=int, help="new decoder width")
     parser.add_argument("--video-feature", type=int,
                         help="new feature width of the video codec")
+    parser.add_argument("--video-memory", type=int,
+                        help="new memory (temporal context) width of the video codec")
     parser.add_argument("--to", type=Path, required=True, help="the widened .ufvm")
     args = parser.parse_args(argv)
-    if not (args.latent or args.encoder_width or args.decoder_width or args.video_feature):
-        parser.error("give --latent, --encoder-width, --decoder-width or --video-feature")
+    if not (args.latent or args.encoder_width or args.decoder_width or args.video_feature
+            or args.video_memory):
+        parser.error("give --latent, --encoder-width, --decoder-width, --video-feature or "
+                     "--video-memory")
     model = load_model_file(args.model)
     intra, video = model.intra, model.video
     try:
@@ -58,6 +70,8 @@ def main(argv: list[str] | None = None) -> int:
             intra = widen_decoder(intra, args.decoder_width)
         if args.video_feature:
             video = widen_video(video, args.video_feature)
+        if args.video_memory:
+            video = widen_video_memory(video, args.video_memory)
     except ValueError as error:
         parser.error(str(error))
     widened = CodecModel(model.name, model.model_id, intra.config, video.config)
@@ -68,14 +82,16 @@ def main(argv: list[str] | None = None) -> int:
                                 "latent_channels": model.intra.config.latent_channels,
                                 "encoder_width": model.intra.config.encoder_width,
                                 "decoder_width": model.intra.config.decoder_width,
-                                "video_feature_channels": model.video.config.feature_channels}
+                                "video_feature_channels": model.video.config.feature_channels,
+                                "video_memory_channels": model.video.config.memory_channels}
     save_ufvm(widened, args.to, metadata=metadata)
     old = model.intra.config
     print(f"{args.to}: intra latent {old.latent_channels} -> {intra.config.latent_channels} "
           f"(prior width {intra.config.prior_network_width}), encoder width "
           f"{old.encoder_width} -> {intra.config.encoder_width}, decoder width "
           f"{old.decoder_width} -> {intra.config.decoder_width}; video feature "
-          f"{model.video.config.feature_channels} -> {video.config.feature_channels}")
+          f"{model.video.config.feature_channels} -> {video.config.feature_channels}, memory "
+          f"{model.video.config.memory_channels} -> {video.config.memory_channels}")
     return 0
 
 

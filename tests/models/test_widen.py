@@ -19,6 +19,7 @@ from ufvc.models.widen import (
     widen_encoder,
     widen_intra,
     widen_video,
+    widen_video_memory,
 )
 from ufvc.nn.masks import quadtree_masks
 
@@ -182,3 +183,23 @@ def test_widened_video_codes_as_before_and_its_new_units_can_learn():
     assert new.recon_head.conv2[0][0].adaptor.weight.grad[:, 16:].abs().sum() > 0
     with pytest.raises(ValueError, match="feature width must be above 16"):
         widen_video(old, 16)
+
+
+def test_widened_video_memory_codes_as_before_and_its_new_units_can_learn():
+    torch.manual_seed(5)
+    video = torch.rand(1, 5, 3, 32, 48) - 0.5
+    old = small_video()
+    m = old.config.memory_channels
+    new = widen_video_memory(old, 2 * m)
+    assert new.config.memory_channels == 2 * m
+    assert_codes_alike(code_two_chunks, old, new, video)
+    new.train()
+    state = new.init_state(video[:, 0])
+    first = new.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
+    second = new.code_chunk(video[:, 3:5], torch.tensor([63]), first.state, EstimateChannel())
+    (second.x_hat - video[:, 3:5]).square().mean().backward()
+    # The decoder's zero columns, which read the new context channels, learn at once.
+    weight = new.decoder.conv1[0].adaptor.weight
+    assert weight.grad[:, new.config.feature_channels + m:].abs().sum() > 0
+    with pytest.raises(ValueError, match=f"memory width must be above {m}"):
+        widen_video_memory(old, m)

@@ -1,5 +1,5 @@
 """Widen a trained codec, keeping what it has learnt: the intra codec's latent, encoder or
-decoder, the video codec's feature width.
+decoder, the video codec's feature or memory width.
 
 Latent (`widen_intra`): the old channels keep their quadtree step (the masks give channel
 i of C to group i // (C/4)), so channel i moves to the same place in its group of the
@@ -11,7 +11,7 @@ no bits are spent). The prior networks keep their width (`prior_width`) and only
 where they read or write the latent; new input columns start at zero, so the old
 channels' prior is unchanged.
 
-Transforms (`widen_encoder`, `widen_decoder`, `widen_video`): the usual
+Transforms (`widen_encoder`, `widen_decoder`, `widen_video`, `widen_video_memory`): the usual
 function-preserving widening (`grown_state`).
 """
 
@@ -29,6 +29,7 @@ from ufvc.nn.entropy import SCALE_FLOOR
 NEW_WEIGHT_GAIN = 0.1  # new weights of a widened layer, relative to the RMS of the old ones
 DECODER_INPUT = "dec.dec_1.0.up.conv.0.weight"
 DECODER_CONCAT = "decoder.conv1.0.adaptor.weight"  # the video decoder's first layer
+MEMORY_CONCAT = "feature_adaptor_m.conv.0.adaptor.weight"  # the video memory's first layer
 
 
 def latent_index(old: int, new: int) -> torch.Tensor:
@@ -153,6 +154,24 @@ def widen_video(old: ChunkCodec, feature_channels: int) -> ChunkCodec:
                                               feature_channels + torch.arange(ctx)))}
     new.load_state_dict(grown_state(old, new, qp_tables=("q_encoder", "q_decoder"),
                                     places=places))
+    return new
+
+
+def widen_video_memory(old: ChunkCodec, memory_channels: int) -> ChunkCodec:
+    """A copy of `old` whose temporal memory and context are `memory_channels` wide.
+
+    The memory is the only way the reference reaches the decoder (at 1/8 resolution);
+    the release's HT-S gives it 512 channels, `ufvc-s` 128 (docs/training.md, session 41).
+    """
+    old_m, feature = old.config.memory_channels, old.config.feature_channels
+    if memory_channels <= old_m:
+        raise ValueError(f"the new memory width must be above {old_m}")
+    new = ChunkCodec(dataclasses.replace(old.config, memory_channels=memory_channels))
+    # The memory adaptor reads cat(memory, decoded feature): the feature moves up. Every
+    # other layer that reads the context has it last, where new channels are appended.
+    places = {(MEMORY_CONCAT, 1): torch.cat((torch.arange(old_m),
+                                             memory_channels + torch.arange(feature)))}
+    new.load_state_dict(grown_state(old, new, qp_tables=("q_feature",), places=places))
     return new
 
 
