@@ -9,7 +9,10 @@
 while its video stage trains from an earlier intra state).
 
 `--levels` names the qp levels the run trained (its `loss.qp_choices`): the rows of the
-per-qp tables in between are interpolated first (`ufvc.models.qp_tables`).
+per-qp tables in between are interpolated first (`ufvc.models.qp_tables`). With
+`--video-only` only the video codec's tables are: a video stage freezes the intra codec,
+whose tables were interpolated when it shipped, and interpolating them again from their
+float16 rows would move some rows by a float16 step.
 `--stretch-top QP RATIO` then makes the quantisation steps of qps QP..63 geometric from
 row QP down to RATIO times it (both codecs), to widen the rate range of the top levels.
 The shipped file keeps the training metadata and adds where it came from; its digest is that of the
@@ -39,6 +42,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--to", type=Path, metavar="FILE",
                         help="write FILE instead of the package's weights (a campaign's "
                              "committed state, a GPU run's output)")
+    parser.add_argument("--video-only", action="store_true",
+                        help="interpolate only the video codec's tables (a video stage's run)")
     parser.add_argument("--intra-from", metavar="FILE",
                         help="take the intra codec's weights from this .ufvm instead")
     parser.add_argument("--stretch-top", nargs=2, metavar=("QP", "RATIO"),
@@ -58,7 +63,7 @@ def main(argv: list[str] | None = None) -> int:
         model.video.load_state_dict(video.state_dict())
         metadata["intra_from"] = Path(args.intra_from).name
     if args.levels:
-        interpolate_qp_rows(model, args.levels)
+        interpolate_qp_rows(model.video if args.video_only else model, args.levels)
         metadata["interpolated_between_qp_levels"] = list(args.levels)
     if args.stretch_top:
         start, ratio = int(args.stretch_top[0]), float(args.stretch_top[1])

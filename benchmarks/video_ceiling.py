@@ -15,6 +15,10 @@ the P frames:
 
 When "y unquantised" is barely above "coded", finer quantisation cannot raise the top:
 the networks' width or training must.
+
+`--still` codes each clip's first frame 33 times instead: a still scene, where a video
+codec should copy its reference for almost no bits, so the P frames should come close to
+the intra frame ("intra only" is then the intra frame's own PSNR).
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--clips", nargs="+", required=True,
                         help="sample clip names or video files")
     parser.add_argument("--quality", type=int, nargs="+", default=[63])
+    parser.add_argument("--still", action="store_true",
+                        help="code the first frame repeated: can the networks copy?")
     args = parser.parse_args(argv)
     torch.set_num_threads(1)
     path = Path(args.model)
@@ -106,7 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     print("|---|---:|---|---:|---|")
     with torch.no_grad():
         for name in args.clips:
-            x = read_clip(name, FRAMES)
+            x = read_clip(name, 1 if args.still else FRAMES)
+            x = x[:1].expand(FRAMES, -1, -1, -1) if args.still else x
             for qp in args.quality:
                 coded = code_sequence(model, x, qp, unquantised=False)
                 ceiling = code_sequence(model, x, qp, unquantised=True)
