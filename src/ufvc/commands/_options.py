@@ -77,6 +77,16 @@ def reader_options(args: argparse.Namespace) -> dict[str, Any]:
     return options
 
 
+def add_package_options(parser: argparse.ArgumentParser, default_out: str) -> None:
+    """--out and --debs of the commands that gather training data from Debian packages."""
+    from pathlib import Path
+
+    parser.add_argument("--out", type=Path, default=Path(default_out),
+                        help=f"output folder (default: {default_out})")
+    parser.add_argument("--debs", type=Path,
+                        help="folder of already downloaded .deb files (default: OUT/debs)")
+
+
 def add_threads_option(parser: argparse.ArgumentParser) -> None:
     """Add --threads (torch's intra-op threads for the networks)."""
     parser.add_argument(

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from ufvc.commands._options import add_package_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,10 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "train.json / val.json listings for `ufvc train` (kind = \"listing\")."
         ),
     )
-    parser.add_argument("--out", type=Path, default=Path("~/.cache/ufvc/photos"),
-                        help="output folder (default: ~/.cache/ufvc/photos)")
-    parser.add_argument("--debs", type=Path,
-                        help="folder of already downloaded .deb files (default: OUT/debs)")
+    add_package_options(parser, "~/.cache/ufvc/photos")
     parser.add_argument("--max-short-side", type=int, default=1080, metavar="PX")
     parser.set_defaults(func=run)
 

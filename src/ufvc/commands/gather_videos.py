@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import argparse
-from pathlib import Path
+
+from ufvc.commands._options import add_package_options
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
@@ -17,10 +18,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
             "listings for `ufvc train` (kind = \"listing\")."
         ),
     )
-    parser.add_argument("--out", type=Path, default=Path("~/.cache/ufvc/videos"),
-                        help="output folder (default: ~/.cache/ufvc/videos)")
-    parser.add_argument("--debs", type=Path,
-                        help="folder of already downloaded .deb files (default: OUT/debs)")
+    add_package_options(parser, "~/.cache/ufvc/videos")
     parser.set_defaults(func=run)
 
 
