@@ -21,6 +21,11 @@ widened to) then learns to use them. The video codec's decoded feature (128 chan
 resolution for a whole 8-frame chunk) widens the same way (`model.video.feature_channels`),
 and so does its memory, the temporal context through which alone the decoder sees the
 reference (`--video-memory`, `model.video.memory_channels`).
+
+`--reference-skip` instead opens a direct path: each decoded frame adds the reference
+frame, gated per 8x8 block by the decoded feature (`model.video.reference_skip=true`); the
+gate starts closed. Session 41 found that the video codec cannot copy a still scene through
+its memory (docs/training.md).
 """
 
 from __future__ import annotations
@@ -32,6 +37,7 @@ from pathlib import Path
 from ufvc.models.checkpoint import read_ufvm, save_ufvm
 from ufvc.models.registry import CodecModel, load_model_file
 from ufvc.models.widen import (
+    add_reference_skip,
     widen_decoder,
     widen_encoder,
     widen_intra,
@@ -53,12 +59,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="new feature width of the video codec")
     parser.add_argument("--video-memory", type=int,
                         help="new memory (temporal context) width of the video codec")
+    parser.add_argument("--reference-skip", action="store_true",
+                        help="add the video codec's gated path from the reference frame")
     parser.add_argument("--to", type=Path, required=True, help="the widened .ufvm")
     args = parser.parse_args(argv)
     if not (args.latent or args.encoder_width or args.decoder_width or args.video_feature
-            or args.video_memory):
-        parser.error("give --latent, --encoder-width, --decoder-width, --video-feature or "
-                     "--video-memory")
+            or args.video_memory or args.reference_skip):
+        parser.error("give --latent, --encoder-width, --decoder-width, --video-feature, "
+                     "--video-memory or --reference-skip")
     model = load_model_file(args.model)
     intra, video = model.intra, model.video
     try:
@@ -72,6 +80,8 @@ def main(argv: list[str] | None = None) -> int:
             video = widen_video(video, args.video_feature)
         if args.video_memory:
             video = widen_video_memory(video, args.video_memory)
+        if args.reference_skip:
+            video = add_reference_skip(video)
     except ValueError as error:
         parser.error(str(error))
     widened = CodecModel(model.name, model.model_id, intra.config, video.config)
@@ -83,7 +93,8 @@ def main(argv: list[str] | None = None) -> int:
                                 "encoder_width": model.intra.config.encoder_width,
                                 "decoder_width": model.intra.config.decoder_width,
                                 "video_feature_channels": model.video.config.feature_channels,
-                                "video_memory_channels": model.video.config.memory_channels}
+                                "video_memory_channels": model.video.config.memory_channels,
+                                "reference_skip": model.video.config.reference_skip}
     save_ufvm(widened, args.to, metadata=metadata)
     old = model.intra.config
     print(f"{args.to}: intra latent {old.latent_channels} -> {intra.config.latent_channels} "
@@ -91,7 +102,8 @@ def main(argv: list[str] | None = None) -> int:
           f"{old.encoder_width} -> {intra.config.encoder_width}, decoder width "
           f"{old.decoder_width} -> {intra.config.decoder_width}; video feature "
           f"{model.video.config.feature_channels} -> {video.config.feature_channels}, memory "
-          f"{model.video.config.memory_channels} -> {video.config.memory_channels}")
+          f"{model.video.config.memory_channels} -> {video.config.memory_channels}, reference "
+          f"skip {video.config.reference_skip}")
     return 0
 
 

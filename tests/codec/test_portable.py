@@ -16,12 +16,16 @@ from pathlib import Path
 
 import pytest
 import torch
+from torch import nn
 
 from ufvc.bitstream.stream import StreamReader
 from ufvc.codec.api import decode, encode
 from ufvc.io import open_reader
 from ufvc.io.types import frames_sha256
-from ufvc.models.registry import create_model
+from ufvc.models.checkpoint import save_ufvm
+from ufvc.models.registry import CodecModel, create_model, load_model_file
+from ufvc.models.video import REFERENCE_GATE_GAIN
+from ufvc.models.widen import add_reference_skip
 
 GOLDEN = Path(__file__).resolve().parents[1] / "fixtures" / "golden"
 RECORD = json.loads((GOLDEN / "ufvc-s-portable.json").read_text())
@@ -111,6 +115,34 @@ def test_official_structures_integerised_from_float_weights_agree(name, clip, tm
         _ufvc(["decode", str(stream), "-o", str(out), "--threads", "1"],
               {"ATEN_CPU_CAPABILITY": "default"})
         assert _decoded_digest(out) == expected
+
+
+def test_reference_skip_streams_decode_identically_with_scalar_kernels(clip, tmp_path):
+    """ufvc-s with an open reference gate (`reference_skip`): the decoder, here and with
+    the scalar kernels in another process, reproduces the encoder's reconstruction."""
+    shipped = create_model("ufvc-s")
+    video = add_reference_skip(shipped.video)
+    with torch.no_grad():
+        video.reference_gate.weight.normal_(0.0, 1e-3)
+        video.reference_gate.bias.fill_(0.5 / REFERENCE_GATE_GAIN)
+    model = CodecModel(shipped.name, shipped.model_id, shipped.intra.config, video.config)
+    model.intra.load_state_dict(shipped.intra.state_dict())
+    model.video.load_state_dict(video.state_dict())
+    weights = tmp_path / "skip.ufvm"
+    save_ufvm(model, weights)
+    source = clip(64, 48, 17, seed=7)
+    stream, recon = tmp_path / "s.ufv", tmp_path / "recon.y4m"
+    encode(source, stream, model=load_model_file(weights), recon=recon, quality=40)
+    expected = _decoded_digest(recon)
+    out = tmp_path / "scalar.y4m"
+    _ufvc(["decode", str(stream), "-o", str(out), "--model", str(weights), "--threads", "1"],
+          {"ATEN_CPU_CAPABILITY": "default"})
+    assert _decoded_digest(out) == expected
+    # Every convolution a decoder runs, the gate's included, is in the portable arithmetic.
+    portable = load_model_file(weights).make_portable()
+    float_convs = [name for name, sub in portable.video.named_modules()
+                   if type(sub) is nn.Conv2d and not name.startswith(("encoder", "hyper_encoder"))]
+    assert float_convs == []
 
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")

@@ -12,8 +12,9 @@ from ufvc.models.intra import INTRA_S, IntraCodec
 from ufvc.models.qp_tables import step_table
 from ufvc.models.recipe import recipe_state_dict
 from ufvc.models.registry import UFVC_S_VIDEO
-from ufvc.models.video import ChunkCodec
+from ufvc.models.video import REFERENCE_GATE_GAIN, ChunkCodec
 from ufvc.models.widen import (
+    add_reference_skip,
     latent_index,
     widen_decoder,
     widen_encoder,
@@ -203,3 +204,35 @@ def test_widened_video_memory_codes_as_before_and_its_new_units_can_learn():
     assert weight.grad[:, new.config.feature_channels + m:].abs().sum() > 0
     with pytest.raises(ValueError, match=f"memory width must be above {m}"):
         widen_video_memory(old, m)
+
+
+def test_reference_skip_codes_as_before_and_its_gate_learns():
+    torch.manual_seed(6)
+    video = torch.rand(1, 5, 3, 32, 48) - 0.5
+    old = small_video()
+    new = add_reference_skip(old)
+    assert new.config.reference_skip
+    assert_codes_alike(code_two_chunks, old, new, video)
+    new.train()
+    state = new.init_state(video[:, 0])
+    first = new.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
+    second = new.code_chunk(video[:, 3:5], torch.tensor([63]), first.state, EstimateChannel())
+    (second.x_hat - video[:, 3:5]).square().mean().backward()
+    assert new.reference_gate.weight.grad.abs().sum() > 0
+    assert new.reference_gate.bias.grad.abs().sum() > 0
+    with pytest.raises(ValueError, match="already has the reference skip"):
+        add_reference_skip(new)
+
+
+def test_open_reference_gate_copies_a_still_scene():
+    """With the gate fully open and the head's output zero, every frame is the reference."""
+    new = add_reference_skip(small_video())
+    with torch.no_grad():
+        for branch in new.recon_head.conv2:
+            branch[-1].weight.zero_()
+            branch[-1].bias.zero_()
+        new.reference_gate.bias.fill_(1.0 / REFERENCE_GATE_GAIN)
+    frame = torch.rand(1, 3, 32, 48) - 0.5
+    still = frame[:, None].expand(1, 5, 3, 32, 48)
+    x_hat, _ = code_two_chunks(new, still, 0)
+    torch.testing.assert_close(x_hat, still[:, 1:], rtol=0, atol=0)

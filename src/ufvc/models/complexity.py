@@ -31,6 +31,7 @@ from ufvc.models.channel import EstimateChannel
 from ufvc.models.intra import IntraCodec
 from ufvc.models.registry import CodecModel, RegisteredModel, get_model_spec
 from ufvc.models.video import ChunkCodec, ChunkState
+from ufvc.models.video_modules import PATCH_CHANNELS
 from ufvc.nn.entropy import FactorizedDensity
 
 FRAME_ALIGN = 16
@@ -198,6 +199,7 @@ def video_cost(
     state = ChunkState(
         ref_feature=torch.zeros(1, c.feature_channels, height, width, device=device),
         memory=torch.zeros(1, c.memory_channels, height, width, device=device),
+        ref_frame=torch.zeros(1, PATCH_CHANNELS, height, width, device=device),
     )
     x = torch.zeros(1, c.frames, 3, *frame_size, device=device)
     qp = torch.zeros(1, dtype=torch.long, device=device)

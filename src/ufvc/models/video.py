@@ -11,6 +11,7 @@ One call codes a chunk of N frames (paper sec. 3; HT-S/HT-L: N = 8, LD: N = 1)::
            = (quant_step, scales, means);  y_hat via the multi-step spatial prior
     F      = decoder(cat(up(y_hat), ctx)) * q_decoder[qp]
     frames = recon_head(F), one 192-channel patch map per frame -> pixel_shuffle(8)
+           (+ gate(F) * the previous frame's patch map, with `reference_skip`)
     ref    = F for the next call, or the last frame's patch map on reset (memory cleared)
 
 The networks hold no state: `ChunkState` carries the reference feature and memory from
@@ -52,6 +53,10 @@ from ufvc.nn.entropy import FactorizedDensity
 FRAME_MULTIPLE = 16  # frames are padded to this (y is at 1/16)
 LATENT_MULTIPLE = 4  # y is padded to this before the hyper encoder (z is at 1/64)
 MIN_QUANT_STEP = 0.5
+# The reference gate's output is this times its convolution's: Adam moves a weight by about
+# the learning rate per step, so a closed gate (zero weights) at fine-tuning rates (3e-5)
+# would need tens of thousands of steps to open; a power of two scales exactly.
+REFERENCE_GATE_GAIN = 32.0
 
 
 class ReconLayout(Enum):
@@ -96,6 +101,11 @@ class ChunkCodecConfig:
     # Our models: initial quantisation step multiplier at qp 0 and qp 63 (a learned
     # per-qp table `q_step`); empty for the official structures, which have none.
     qp_step_range: tuple[float, ...] = ()
+    # Our models: each frame's patch map adds the previous frame's (the reference's last
+    # frame), scaled per 8x8 block by a 1x1 conv of F (`reference_gate`, N outputs). The
+    # official structures reach the reference only through the memory, which cannot copy a
+    # still scene (docs/training.md, session 41); this path copies it at no cost.
+    reference_skip: bool = False
     num_qp: int = 64
 
     def __post_init__(self) -> None:
@@ -147,10 +157,13 @@ class ChunkState:
 
     `ref_feature` is at 1/8 of the padded frame size; `memory` is None right after an
     intra frame or a reset (the next call then builds it with feature adaptor I).
+    `ref_frame` is the last reconstructed frame's patch map [B, 192, h/8, w/8] (unclamped),
+    which codecs with `reference_skip` add to their output.
     """
 
     ref_feature: torch.Tensor
     memory: torch.Tensor | None
+    ref_frame: torch.Tensor | None = None
 
 
 @dataclass(frozen=True)
@@ -173,7 +186,7 @@ class ChunkCodec(nn.Module):
                      "hyper_decoder", "temporal_prior_encoder", "y_prior_fusion",
                      "y_spatial_prior_reduction", "y_spatial_prior_adaptor_1",
                      "y_spatial_prior_adaptor_2", "y_spatial_prior_adaptor_3",
-                     "y_spatial_prior", "decoder", "recon_head")
+                     "y_spatial_prior", "decoder", "recon_head", "reference_gate")
 
     def __init__(self, config: ChunkCodecConfig) -> None:
         super().__init__()
@@ -205,6 +218,11 @@ class ChunkCodec(nn.Module):
                                up_kernel=c.decoder_up_kernel, output_conv=c.decoder_output_conv)
         self.recon_head = _build_recon_head(c)
         self.q_step = step_table(c.qp_step_range, c.num_qp)
+        if c.reference_skip:
+            # Zero at first: a codec given this path starts as the one without it.
+            self.reference_gate = nn.Conv2d(d, c.frames, 1)
+            nn.init.zeros_(self.reference_gate.weight)
+            nn.init.zeros_(self.reference_gate.bias)
 
     def init_state(self, intra_recon: torch.Tensor) -> ChunkState:
         """State after an intra frame [B, 3, H, W]: its patch embedding, empty memory.
@@ -215,7 +233,7 @@ class ChunkCodec(nn.Module):
             raise InputFormatError(f"intra reconstruction must be [B, 3, H, W], "
                                    f"got {tuple(intra_recon.shape)}")
         ref = F.pixel_unshuffle(pad_to_multiple(intra_recon, FRAME_MULTIPLE), PATCH)
-        return ChunkState(ref_feature=ref, memory=None)
+        return ChunkState(ref_feature=ref, memory=None, ref_frame=ref)
 
     def code_chunk(
         self,
@@ -272,13 +290,21 @@ class ChunkCodec(nn.Module):
 
         feature = self.decoder(latent.y_hat, ctx, _row(self.q_decoder, qp))
         patches = self.recon_head(feature)  # [B, N, 192, h/8, w/8]
+        if c.reference_skip:
+            if state.ref_frame is None:
+                raise InputFormatError("this codec adds the reference frame: the state "
+                                       "must hold it (ChunkCodec.init_state)")
+            # A multiply, then an add: two IEEE operations (portable; no fused kernel).
+            gate = self.reference_gate(feature) * REFERENCE_GATE_GAIN
+            patches = patches + gate[:, :, None] * state.ref_frame[:, None]
         x_hat = F.pixel_shuffle(patches.flatten(0, 1), PATCH)
         x_hat = x_hat.unflatten(0, (batch, c.frames))[..., :height, :width]
         if reset:
             # The last frame's patch map equals unshuffle8 of its unclamped reconstruction.
-            next_state = ChunkState(ref_feature=patches[:, -1], memory=None)
+            next_state = ChunkState(ref_feature=patches[:, -1], memory=None,
+                                    ref_frame=patches[:, -1])
         else:
-            next_state = ChunkState(ref_feature=feature, memory=memory)
+            next_state = ChunkState(ref_feature=feature, memory=memory, ref_frame=patches[:, -1])
         return ChunkResult(x_hat=x_hat, state=next_state, latent=latent, z_hat=z_hat)
 
     def _frame_size(

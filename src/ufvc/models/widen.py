@@ -12,7 +12,8 @@ where they read or write the latent; new input columns start at zero, so the old
 channels' prior is unchanged.
 
 Transforms (`widen_encoder`, `widen_decoder`, `widen_video`, `widen_video_memory`): the usual
-function-preserving widening (`grown_state`).
+function-preserving widening (`grown_state`). `add_reference_skip` gives the video codec a
+direct path from the reference frame to its output, closed at first.
 """
 
 from __future__ import annotations
@@ -172,6 +173,18 @@ def widen_video_memory(old: ChunkCodec, memory_channels: int) -> ChunkCodec:
     places = {(MEMORY_CONCAT, 1): torch.cat((torch.arange(old_m),
                                              memory_channels + torch.arange(feature)))}
     new.load_state_dict(grown_state(old, new, qp_tables=("q_feature",), places=places))
+    return new
+
+
+def add_reference_skip(old: ChunkCodec) -> ChunkCodec:
+    """A copy of `old` with the reference skip (`ChunkCodecConfig.reference_skip`): its gate
+    starts at zero, so the copy codes exactly what `old` did until training moves it."""
+    if old.config.reference_skip:
+        raise ValueError("the video codec already has the reference skip")
+    new = ChunkCodec(dataclasses.replace(old.config, reference_skip=True))
+    missing, unexpected = new.load_state_dict(old.state_dict(), strict=False)
+    if unexpected or set(missing) != {"reference_gate.weight", "reference_gate.bias"}:
+        raise ValueError(f"unexpected state: missing {missing}, unexpected {unexpected}")
     return new
 
 
