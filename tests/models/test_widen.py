@@ -225,12 +225,9 @@ def test_reference_skip_codes_as_before_and_its_gate_learns():
 
 
 def test_open_reference_gate_copies_a_still_scene():
-    """With the gate fully open and the head's output zero, every frame is the reference."""
+    """With the gate fully open, every frame is the reference, whatever the head makes."""
     new = add_reference_skip(small_video())
     with torch.no_grad():
-        for branch in new.recon_head.conv2:
-            branch[-1].weight.zero_()
-            branch[-1].bias.zero_()
         new.reference_gate.bias.fill_(1.0 / REFERENCE_GATE_GAIN)
     frame = torch.rand(1, 3, 32, 48) - 0.5
     still = frame[:, None].expand(1, 5, 3, 32, 48)

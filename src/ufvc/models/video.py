@@ -11,7 +11,7 @@ One call codes a chunk of N frames (paper sec. 3; HT-S/HT-L: N = 8, LD: N = 1)::
            = (quant_step, scales, means);  y_hat via the multi-step spatial prior
     F      = decoder(cat(up(y_hat), ctx)) * q_decoder[qp]
     frames = recon_head(F), one 192-channel patch map per frame -> pixel_shuffle(8)
-           (+ gate(F) * the previous frame's patch map, with `reference_skip`)
+           (blended with the previous frame's patch map by gate(F), with `reference_skip`)
     ref    = F for the next call, or the last frame's patch map on reset (memory cleared)
 
 The networks hold no state: `ChunkState` carries the reference feature and memory from
@@ -101,10 +101,13 @@ class ChunkCodecConfig:
     # Our models: initial quantisation step multiplier at qp 0 and qp 63 (a learned
     # per-qp table `q_step`); empty for the official structures, which have none.
     qp_step_range: tuple[float, ...] = ()
-    # Our models: each frame's patch map adds the previous frame's (the reference's last
-    # frame), scaled per 8x8 block by a 1x1 conv of F (`reference_gate`, N outputs). The
-    # official structures reach the reference only through the memory, which cannot copy a
-    # still scene (docs/training.md, session 41); this path copies it at no cost.
+    # Our models: each frame's patch map moves towards the previous frame's (the reference's
+    # last frame) by a gate per 8x8 block, a 1x1 conv of F (`reference_gate`, N outputs):
+    # (1 - gate) * patches + gate * reference. The official structures reach the reference
+    # only through the memory, which cannot copy a still scene (docs/training.md, session
+    # 41); this path copies it at no cost. A blend rather than a sum: a trained head already
+    # outputs the picture, and the blend's gradient at a closed gate is the correlation of
+    # the error with what the head misses of the reference, not with the reference itself.
     reference_skip: bool = False
     num_qp: int = 64
 
@@ -294,9 +297,10 @@ class ChunkCodec(nn.Module):
             if state.ref_frame is None:
                 raise InputFormatError("this codec adds the reference frame: the state "
                                        "must hold it (ChunkCodec.init_state)")
-            # A multiply, then an add: two IEEE operations (portable; no fused kernel).
-            gate = self.reference_gate(feature) * REFERENCE_GATE_GAIN
-            patches = patches + gate[:, :, None] * state.ref_frame[:, None]
+            # One IEEE operation at a time (portable; no fused kernel).
+            gate = (self.reference_gate(feature) * REFERENCE_GATE_GAIN)[:, :, None]
+            # (1 - g) p + g r, not p + g (r - p): an open gate then copies r exactly.
+            patches = (1 - gate) * patches + gate * state.ref_frame[:, None]
         x_hat = F.pixel_shuffle(patches.flatten(0, 1), PATCH)
         x_hat = x_hat.unflatten(0, (batch, c.frames))[..., :height, :width]
         if reset:
