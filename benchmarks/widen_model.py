@@ -22,9 +22,9 @@ resolution for a whole 8-frame chunk) widens the same way (`model.video.feature_
 and so does its memory, the temporal context through which alone the decoder sees the
 reference (`--video-memory`, `model.video.memory_channels`).
 
-`--reference-skip` instead opens a direct path: each decoded frame adds the reference
-frame, gated per 8x8 block by the decoded feature (`model.video.reference_skip=true`); the
-gate starts closed. Session 41 found that the video codec cannot copy a still scene through
+`--reference-skip` instead opens a direct path: each decoded frame is blended with the
+reference frame by a gate per 8x8 block computed from the decoded feature
+(`model.video.reference_skip=true`); the gate starts closed. Session 41 found that the video codec cannot copy a still scene through
 its memory (docs/training.md).
 """
 
