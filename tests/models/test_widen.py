@@ -145,7 +145,8 @@ def test_narrower_transforms_are_refused():
 
 # ufvc-s's video structure (half-width blocks, shared recon groups, learned steps), small.
 SMALL_VIDEO = dataclasses.replace(UFVC_S_VIDEO, frames=2, y_channels=16, z_channels=8,
-                                  feature_channels=16, memory_channels=16, recon_channels=8)
+                                  feature_channels=16, memory_channels=16, recon_channels=8,
+                                  reference_skip=False)
 
 
 def small_video() -> ChunkCodec:
