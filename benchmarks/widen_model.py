@@ -24,8 +24,9 @@ reference (`--video-memory`, `model.video.memory_channels`).
 
 `--reference-skip` instead opens a direct path: each decoded frame is blended with the
 reference frame by a gate per 8x8 block computed from the decoded feature
-(`model.video.reference_skip=true`); the gate starts closed. Session 41 found that the video codec cannot copy a still scene through
-its memory (docs/training.md).
+(`model.video.reference_skip=true`); the gate starts closed. Session 41 found that the
+video codec cannot copy a still scene through its memory; session 42 shipped the gate
+(docs/training.md).
 """
 
 from __future__ import annotations

@@ -170,6 +170,15 @@ def code_two_chunks(model: ChunkCodec, video: torch.Tensor, qp: int):
     return torch.cat(outputs, 1), torch.stack(bits)
 
 
+def backprop_two_chunks(model: ChunkCodec, video: torch.Tensor) -> None:
+    """Gradients of the second chunk's error (it reads the memory and the reference)."""
+    model.train()
+    state = model.init_state(video[:, 0])
+    first = model.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
+    second = model.code_chunk(video[:, 3:5], torch.tensor([63]), first.state, EstimateChannel())
+    (second.x_hat - video[:, 3:5]).square().mean().backward()
+
+
 def test_widened_video_codes_as_before_and_its_new_units_can_learn():
     torch.manual_seed(4)
     video = torch.rand(1, 5, 3, 32, 48) - 0.5
@@ -195,11 +204,7 @@ def test_widened_video_memory_codes_as_before_and_its_new_units_can_learn():
     new = widen_video_memory(old, 2 * m)
     assert new.config.memory_channels == 2 * m
     assert_codes_alike(code_two_chunks, old, new, video)
-    new.train()
-    state = new.init_state(video[:, 0])
-    first = new.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
-    second = new.code_chunk(video[:, 3:5], torch.tensor([63]), first.state, EstimateChannel())
-    (second.x_hat - video[:, 3:5]).square().mean().backward()
+    backprop_two_chunks(new, video)
     # The decoder's zero columns, which read the new context channels, learn at once.
     weight = new.decoder.conv1[0].adaptor.weight
     assert weight.grad[:, new.config.feature_channels + m:].abs().sum() > 0
@@ -214,11 +219,7 @@ def test_reference_skip_codes_as_before_and_its_gate_learns():
     new = add_reference_skip(old)
     assert new.config.reference_skip
     assert_codes_alike(code_two_chunks, old, new, video)
-    new.train()
-    state = new.init_state(video[:, 0])
-    first = new.code_chunk(video[:, 1:3], torch.tensor([63]), state, EstimateChannel())
-    second = new.code_chunk(video[:, 3:5], torch.tensor([63]), first.state, EstimateChannel())
-    (second.x_hat - video[:, 3:5]).square().mean().backward()
+    backprop_two_chunks(new, video)
     assert new.reference_gate.weight.grad.abs().sum() > 0
     assert new.reference_gate.bias.grad.abs().sum() > 0
     with pytest.raises(ValueError, match="already has the reference skip"):
