@@ -23,10 +23,15 @@ import argparse
 import json
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
 from PIL import Image
+
+from ufvc.codec.api import ModelSpec, load_model
+from ufvc.eval.results import read_rows, write_rows
+from ufvc.models.checkpoint import state_digest
 
 PHOTOS = Path("~/.cache/ufvc/photos").expanduser()
 ROOT = Path(__file__).resolve().parents[1]
@@ -71,17 +76,11 @@ def write_testsets(photos: Path, out: Path) -> tuple[Path, Path]:
     return clip_set, photo_set
 
 
-def carry_photo_rows(model: str, label: str, target: Path) -> bool:
-    """Copy the shipped model's photo rows to `target` when `model`'s intra codec is the
-    shipped one bit for bit: the photographs are coded intra only (--intra-period 1), so
-    a video-only candidate would spend an hour to measure the same bytes again."""
-    from dataclasses import replace
-
-    from ufvc.codec.api import load_model
-    from ufvc.eval.results import read_rows, write_rows
-    from ufvc.models.checkpoint import state_digest
-
-    shipped_rows = HELDOUT / "shipped-photos.json"
+def carry_photo_rows(model: ModelSpec, label: str, target: Path,
+                     shipped_rows: Path = HELDOUT / "shipped-photos.json") -> bool:
+    """Copy the shipped model's photo rows to `target` when `model`'s intra codec is
+    ufvc-s's bit for bit: the photographs are coded intra only (--intra-period 1), so a
+    video-only candidate would spend an hour to measure the same bytes again."""
     if not shipped_rows.is_file() or target.resolve() == shipped_rows.resolve():
         return False
     digests = [state_digest({"intra": load_model(spec).intra.state_dict()})
@@ -90,7 +89,7 @@ def carry_photo_rows(model: str, label: str, target: Path) -> bool:
         return False
     write_rows(target, [replace(row, config=label) for row in read_rows(shipped_rows)])
     print(f"photos: the intra codec is ufvc-s's (digest {digests[0].hex()[:8]}): "
-          f"rows copied from {shipped_rows.relative_to(ROOT)} to {target}", flush=True)
+          f"rows copied from {shipped_rows} to {target}", flush=True)
     return True
 
 
