@@ -87,6 +87,16 @@ def test_crop_must_be_a_multiple_of_64(minimal: Path):
         load_config(minimal, ["stages.0.crop=100"])
 
 
+@pytest.mark.parametrize("override, message", [
+    ("data.sources.0.motion.dim_chance=1.5", r"motion.dim_chance must lie in \[0, 1\]"),
+    ("data.sources.0.motion.still_chance=-0.1", r"motion.still_chance must lie in \[0, 1\]"),
+    ("data.sources.0.motion.min_dim_level=0", r"motion.min_dim_level must lie in \(0, 1\]"),
+])
+def test_motion_chances_and_levels_are_checked(minimal: Path, override: str, message: str):
+    with pytest.raises(InputFormatError, match=message):
+        load_config(minimal, [override])
+
+
 def test_stage_sources_must_exist(minimal: Path):
     with pytest.raises(InputFormatError, match="no data source named 'images'"):
         load_config(minimal, ["stages.0.sources=['images']"])

@@ -259,6 +259,34 @@ def test_still_chance_stops_the_camera_but_not_the_patches():
     assert 70 < held < 130
 
 
+def test_dim_chance_darkens_whole_sequences_and_leaves_others_as_before():
+    image = np.random.default_rng(1).integers(0, 256, (3, 200, 240), dtype=np.uint8)
+    lit = MotionConfig(max_brightness=0.0)
+    dim = replace(lit, dim_chance=1.0, min_dim_level=0.2)
+    for seed in range(5):
+        bright = synthesize_motion(image, 4, (64, 64), lit, np.random.default_rng(seed))
+        dark = synthesize_motion(image, 4, (64, 64), dim, np.random.default_rng(seed))
+        # The same motion, only darker: luma scaled towards black, chroma towards grey.
+        level = dark[:, 0].astype(float).sum() / bright[:, 0].astype(float).sum()
+        assert 0.19 < level < 1.0
+        chroma_bright = np.abs(bright[:, 1:].astype(float) - 127.5).mean()
+        chroma_dark = np.abs(dark[:, 1:].astype(float) - 127.5).mean()
+        assert chroma_dark < chroma_bright
+        np.testing.assert_allclose(dark[:, 0], np.round(bright[:, 0] * level), atol=2)
+    # Without dim_chance the sequences are those drawn before the option existed.
+    off = replace(lit, dim_chance=0.0)
+    np.testing.assert_array_equal(
+        synthesize_motion(image, 4, (64, 64), off, np.random.default_rng(3)),
+        synthesize_motion(image, 4, (64, 64), lit, np.random.default_rng(3)),
+    )
+    # About half the sequences are dim at dim_chance 0.5, each at its own level.
+    half = replace(lit, dim_chance=0.5)
+    gains = [float(draw_motion((300, 300), 2, (64, 64), half, np.random.default_rng(s)).gain[0])
+             for s in range(200)]
+    dimmed = [g for g in gains if g < 1.0]
+    assert 70 < len(dimmed) < 130 and min(dimmed) >= 0.2 and len(set(dimmed)) == len(dimmed)
+
+
 def test_samples_are_a_function_of_their_number(numbered_clip: Path, tmp_path: Path):
     cache = FrameCache(tmp_path / "cache")
     rng = np.random.default_rng(4)

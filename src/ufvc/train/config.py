@@ -43,6 +43,8 @@ class MotionConfig:
     max_shutter: float = 0.6  # exposure as a fraction of the frame interval, when blurred
     max_noise: float = 0.0  # std of the sensor noise in 8-bit levels, drawn per sequence
     still_chance: float = 0.0  # chance that the camera stands still (only patches move)
+    dim_chance: float = 0.0  # chance that a sequence is dimly lit (see min_dim_level)
+    min_dim_level: float = 0.2  # darkest light level of a dim sequence (1: unchanged)
 
 
 @dataclass(frozen=True)
@@ -306,6 +308,14 @@ def _check(config: TrainConfig) -> None:
             )
         if not source.frame_steps or min(source.frame_steps) < 1:
             raise InputFormatError(f"source {source.label!r}: frame_steps must be >= 1")
+        motion = source.motion
+        for name in ("round_patches", "blur_chance", "still_chance", "dim_chance"):
+            if not 0.0 <= getattr(motion, name) <= 1.0:
+                raise InputFormatError(f"source {source.label!r}: motion.{name} must lie in [0, 1]")
+        if not 0.0 < motion.min_dim_level <= 1.0:
+            raise InputFormatError(
+                f"source {source.label!r}: motion.min_dim_level must lie in (0, 1]"
+            )
     if not config.data.sources:
         raise InputFormatError("config: no [[data.sources]]")
     low, high = config.loss.qp_range

@@ -7,8 +7,9 @@ that move over the picture on their own (occlusions the temporal prior cannot si
 copy; rectangles or ellipses), and a slow change of brightness. All of it is one
 bilinear resampling of the source image per frame, so motion is sub-pixel. Optionally a
 sequence gets motion blur (each frame averages samples along every pixel's own motion
-over the exposure, so a moving patch blurs with its own motion) and sensor noise (new
-every frame, as a camera's is).
+over the exposure, so a moving patch blurs with its own motion), sensor noise (new
+every frame, as a camera's is) and dim light (the whole scene darker, as at night or
+indoors: a light level scales luma towards black and chroma towards grey).
 """
 
 from __future__ import annotations
@@ -35,9 +36,9 @@ class MotionPath:
     """Where each output pixel of each frame samples the source image, and the luma gain.
 
     `src_y`, `src_x` [T, h, w] are source pixel coordinates (pixel k has its centre at k);
-    `gain` [T] scales the picture around neutral grey; `shutter` is the exposure as a
-    fraction of the frame interval (0: no motion blur); `noise` the std of the sensor noise
-    in 8-bit levels.
+    `gain` [T] scales luma towards black and chroma towards grey (brightness drift and
+    light level); `shutter` is the exposure as a fraction of the frame interval (0: no
+    motion blur); `noise` the std of the sensor noise in 8-bit levels.
     """
 
     src_y: torch.Tensor
@@ -131,8 +132,12 @@ def draw_motion(
     blurred = motion.blur_chance > 0 and rng.random() < motion.blur_chance
     shutter = rng.uniform(0.0, motion.max_shutter) if blurred else 0.0
     noise = rng.uniform(0.0, motion.max_noise) if motion.max_noise > 0 else 0.0
-    return MotionPath(src_y=src_y, src_x=src_x, gain=1.0 + gain_rate * t, shutter=shutter,
-                      noise=noise)
+    light = 1.0
+    if motion.dim_chance > 0 and rng.random() < motion.dim_chance:
+        # Log-uniform: as many sequences a little dim as very dark ones.
+        light = math.exp(rng.uniform(math.log(motion.min_dim_level), 0.0))
+    return MotionPath(src_y=src_y, src_x=src_x, gain=light * (1.0 + gain_rate * t),
+                      shutter=shutter, noise=noise)
 
 
 BLUR_SAMPLES = 5  # samples per pixel over the exposure of a blurred frame
