@@ -110,6 +110,8 @@ def main() -> None:
     parser.add_argument("--precision", default="fp32",
                         help="the networks' arithmetic (default fp32, as the committed "
                         "shipped-*/candidate-* results; portable costs +0.33 %%)")
+    parser.add_argument("--mode-decision", default="fixed", choices=["fixed", "rd"],
+                        help="the encoder's chunk/intra decision (ufvc encode --mode-decision)")
     parser.add_argument("--skip", nargs="*", default=[], choices=["clips", "photos", "samples"])
     args = parser.parse_args()
     clip_set, photo_set = write_testsets(args.photos, args.out)
@@ -124,7 +126,7 @@ def main() -> None:
             extra = ["--intra-period", "1"] if name == "photos" else []
             ufvc("eval", "--model", args.model, "--label", label, "-q", *QUALITIES,
                  "--testset", str(testset), "--threads", args.threads, *extra,
-                 "--precision", args.precision,
+                 "--precision", args.precision, "--mode-decision", args.mode_decision,
                  "-o", str(output))
     if args.anchors:
         for name, testset in sets.items():

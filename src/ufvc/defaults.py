@@ -13,6 +13,10 @@ DEFAULT_QUALITY = 40
 DEFAULT_RESET_INTERVAL = 32  # frames between memory resets, as in the release
 DEFAULT_SKIP_THRESHOLD = 0.15  # the release's test setting; 0 disables skipping
 DEFAULT_SCENECUT = 10.0  # ufvc.codec.scenecut: % mean luma change that starts a new scene
+# ufvc.codec.modedecision: "fixed" codes every chunk with the chunk codec; "rd" codes a
+# chunk as intra frames where that costs less (constant quality only)
+MODE_DECISIONS = ("fixed", "rd")
+DEFAULT_MODE_DECISION = "fixed"
 # The networks' arithmetic: "portable" decodes to the same bytes on every machine
 # (ufvc.nn.exact); the float ones only where the encoder's kernels are reproduced.
 PRECISIONS = ("portable", "fp32", "bf16", "fp16")

@@ -60,6 +60,7 @@ class EncodeSummary:
     seconds: float
     options: CodingOptions = field(default_factory=CodingOptions)
     scene_cuts: list[int] = field(default_factory=list)  # frames given an intra frame by a cut
+    intra_chunks: list[int] = field(default_factory=list)  # chunks the RD decision coded intra
     vbv_overflows: int = 0  # records that overflowed the VBV buffer even at quality 0
 
     @property
@@ -190,7 +191,8 @@ def encode(
     seconds = time.perf_counter() - started
     overflows = encoder.rate.vbv_overflows if encoder.rate is not None else 0
     return EncodeSummary(count, info.width, info.height, float(info.fps), size, psnr, seconds,
-                         options, list(encoder.scene_cuts), overflows)
+                         options, list(encoder.scene_cuts), list(encoder.intra_chunks),
+                         overflows)
 
 
 def _least(*limits: int | None) -> int | None:

@@ -41,6 +41,7 @@ from ufvc.bitstream.format import Record, RecordType, SequenceHeader
 from ufvc.codec.channels import DecoderChannel, EncoderChannel
 from ufvc.codec.compile import compile_available, compiled_networks, warn
 from ufvc.codec.graphs import graphed_networks
+from ufvc.codec.modedecision import ModeDecider
 from ufvc.codec.options import (
     CodingOptions,
     coding_options,
@@ -244,6 +245,17 @@ class _Pending:
 
 
 @dataclass
+class _Trial:
+    """A record's networks run at one qp: what its coding or its pricing needs."""
+
+    qp: int
+    x_hat: torch.Tensor
+    state: ChunkState
+    channel: EncoderChannel
+    network_seconds: float
+
+
+@dataclass
 class _Job:
     """A record whose networks have run and whose coding (or checking) may still run."""
 
@@ -341,6 +353,10 @@ class Encoder:
         self._scenecut = (SceneCutDetector(options.scenecut) if options.scenecut is not None
                           else None)
         self.scene_cuts: list[int] = []  # frames where a detected cut put an intra frame
+        self._decider = (ModeDecider(options.quality, info.width * info.height,
+                                     self.tables.gaussian)
+                         if options.effective_mode_decision == "rd" else None)
+        self.intra_chunks: list[int] = []  # first frames of chunks the decision coded intra
         self._qp_tensors: dict[int, torch.Tensor] = {}  # by qp, made once on the device
         self._state: ChunkState | None = None
         self._last_intra = 0
@@ -433,30 +449,53 @@ class Encoder:
         return tensor
 
     @torch.inference_mode()
-    def _code_record(self, kind: RecordKind, frames: list[Frame], first: int, reset: bool,
-                     run: Callable[[torch.Tensor, EncoderChannel],
-                                   tuple[torch.Tensor, ChunkState]]) -> list[CodedRecord]:
-        """Run the networks at the record's qp (again at another qp when rate control asks),
-        then queue its coding; `run(qp, channel)` gives the reconstruction and the state
-        after the record, leaving the encoder's own state alone."""
-        rate = self.rate
-        qp = self.options.quality if rate is None else rate.choose(kind, len(frames))
-        network = 0.0
-        on_done = None
-        first_try = True
+    def _trial(self, qp: int, run: Callable[[torch.Tensor, EncoderChannel],
+                                            tuple[torch.Tensor, ChunkState]]) -> _Trial:
+        """Run a record's networks at `qp`; `run(qp, channel)` gives the reconstruction and
+        the state after the record, leaving the encoder's own state alone."""
+        channel = EncoderChannel(self.tables.gaussian, self._skip)
+        started = time.perf_counter()
+        with self._compute, self._networks:
+            x_hat, state = run(self._qp_tensor(qp), channel)
+        network = time.perf_counter() - started - channel.coding_seconds
+        return _Trial(qp, x_hat, state, channel, network)
+
+    def _finisher(self, kind: RecordKind, first: int, frames: list[Frame], reset: bool,
+                  trial: _Trial) -> Callable[[], CodedRecord]:
         record_type = RecordType.INTRA if kind == RecordKind.INTRA else RecordType.CHUNK
         models = self.tables.intra if kind == RecordKind.INTRA else self.tables.video
+        return partial(self._finish, record_type, first, frames, reset, trial.qp, trial.channel,
+                       models, trial.x_hat)
+
+    def _commit(self, kind: RecordKind, first: int, frames: list[Frame], trial: _Trial,
+                finish: Callable[[], CodedRecord], network_seconds: float,
+                on_done: Callable[[CodedRecord], None] | None = None) -> list[CodedRecord]:
+        """Adopt a trial's state and queue its record's coding."""
+        self._state = trial.state
+        if kind == RecordKind.INTRA:
+            self._last_intra = first
+        return self._submit(finish, trial.channel, network_seconds, on_done)
+
+    def _code_record(self, kind: RecordKind, frames: list[Frame], first: int, reset: bool,
+                     run: Callable[[torch.Tensor, EncoderChannel],
+                                   tuple[torch.Tensor, ChunkState]],
+                     trial: _Trial | None = None) -> list[CodedRecord]:
+        """Run the networks at the record's qp (again at another qp when rate control asks),
+        then queue its coding; a `trial` already run at constant quality is coded as is."""
+        rate = self.rate
+        if rate is None:
+            trial = trial or self._trial(self.options.quality, run)
+            return self._commit(kind, first, frames, trial,
+                                self._finisher(kind, first, frames, reset, trial),
+                                trial.network_seconds)
+        qp = rate.choose(kind, len(frames))
+        network = 0.0
+        first_try = True
         while True:
-            channel = EncoderChannel(self.tables.gaussian, self._skip)
-            started = time.perf_counter()
-            with self._compute, self._networks:
-                x_hat, state = run(self._qp_tensor(qp), channel)
-            network += time.perf_counter() - started - channel.coding_seconds
-            finish = partial(self._finish, record_type, first, frames, reset, qp, channel,
-                             models, x_hat)
-            if rate is None:
-                break
-            estimated = estimate_y_bits(self.tables.gaussian, channel.y_steps)
+            trial = self._trial(qp, run)
+            network += trial.network_seconds
+            finish = self._finisher(kind, first, frames, reset, trial)
+            estimated = estimate_y_bits(self.tables.gaussian, trial.channel.y_steps)
             retry = rate.review(kind, len(frames), qp, estimated, first_try)
             first_try = False
             if retry is not None and retry != qp:
@@ -464,8 +503,8 @@ class Encoder:
                 continue
             if rate.vbv is None:
                 rate.accept(kind, len(frames), qp, estimated)
-                on_done = partial(_tell_written, rate, kind, estimated)
-                break
+                return self._commit(kind, first, frames, trial, finish, network,
+                                    partial(_tell_written, rate, kind, estimated))
             # VBV: the exact size decides; a record that would overflow is coded again lower.
             coded = finish()
             if not rate.fits(coded.bits) and qp > 0:
@@ -478,14 +517,9 @@ class Encoder:
                      "or --maxrate)")
             rate.accept(kind, len(frames), qp, estimated)
             rate.written(kind, len(frames), estimated, coded.bits)
-            finish = partial(_identity, coded)
-            break
-        self._state = state
-        if kind == RecordKind.INTRA:
-            self._last_intra = first
-        return self._submit(finish, channel, network, on_done)
+            return self._commit(kind, first, frames, trial, partial(_identity, coded), network)
 
-    def _code_intra(self, frame: Frame, index: int) -> list[CodedRecord]:
+    def _intra_run(self, frame: Frame) -> tuple[torch.Tensor, Callable]:
         x = self._to_tensor([frame])
 
         def run(qp: torch.Tensor, channel: EncoderChannel):
@@ -494,7 +528,18 @@ class Encoder:
             x_hat = result.x_hat.float().clamp(-0.5, 0.5)
             return x_hat, self.model.video.init_state(x_hat)
 
-        return self._code_record(RecordKind.INTRA, [frame], index, False, run)
+        return x, run
+
+    def _code_intra(self, frame: Frame, index: int, trial: _Trial | None = None
+                    ) -> list[CodedRecord]:
+        """Code an intra frame (from a `trial` already run at constant quality, if given);
+        the mode decision keeps its cost."""
+        x, run = self._intra_run(frame)
+        if self._decider is not None:
+            trial = trial or self._trial(self.options.quality, run)
+            self._decider.last_intra_cost = self._decider.cost(
+                trial.x_hat, x, trial.channel.y_steps, 1)
+        return self._code_record(RecordKind.INTRA, [frame], index, False, run, trial)
 
     def _code_chunk(self) -> list[CodedRecord]:
         frames, first = self._pending.frames, self._pending.first_frame
@@ -513,7 +558,24 @@ class Encoder:
             # tensors_to_frames clamps, like the decoder.
             return result.x_hat[0, : len(frames)], result.state
 
-        return self._code_record(kind, frames, first, reset, run)
+        decider = self._decider
+        if decider is None:
+            return self._code_record(kind, frames, first, reset, run)
+        chunk = self._trial(self.options.quality, run)
+        chunk_cost = decider.cost(chunk.x_hat, x[0, : len(frames)], chunk.channel.y_steps,
+                                  len(frames))
+        if decider.worth_trying_intra(chunk_cost):
+            x0, intra_run = self._intra_run(frames[0])
+            intra = self._trial(self.options.quality, intra_run)
+            intra_cost = decider.cost(intra.x_hat, x0, intra.channel.y_steps, 1)
+            decider.last_intra_cost = intra_cost
+            if intra_cost < chunk_cost:
+                self.intra_chunks.append(first)
+                out = self._code_intra(frames[0], first, intra)
+                for offset, frame in enumerate(frames[1:], start=1):
+                    out += self._code_intra(frame, first + offset)
+                return out
+        return self._code_record(kind, frames, first, reset, run, chunk)
 
 
 def check_header_fits(header: SequenceHeader, model: CodecModel) -> None:

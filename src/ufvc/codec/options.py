@@ -17,11 +17,13 @@ from typing import Any
 import torch
 
 from ufvc.defaults import (
+    DEFAULT_MODE_DECISION,
     DEFAULT_PRECISION,
     DEFAULT_QUALITY,
     DEFAULT_RESET_INTERVAL,
     DEFAULT_SCENECUT,
     DEFAULT_SKIP_THRESHOLD,
+    MODE_DECISIONS,
     NUM_QUALITY_LEVELS,
     PRECISIONS,
 )
@@ -83,7 +85,9 @@ class CodingOptions:
     with `quality`, records go below it only where the limit needs.
     Structure: an intra frame every `intra_period` frames (0: only where needed), on scene
     cuts scoring above `scenecut` (None: no detection), the temporal memory rebuilt every
-    `reset_interval` frames (0: never). Arithmetic: `precision`, `compile`, `cuda_graphs`,
+    `reset_interval` frames (0: never); `mode_decision` "rd" codes a chunk as intra frames
+    where that costs less at the quality (`ufvc.codec.modedecision`; constant quality only,
+    a rate-controlled structure stays fixed). Arithmetic: `precision`, `compile`, `cuda_graphs`,
     `pipeline` (None: when a core is free), `device`, `threads` (None: torch's choice).
     """
 
@@ -94,6 +98,7 @@ class CodingOptions:
     intra_period: int = 0
     reset_interval: int = DEFAULT_RESET_INTERVAL
     scenecut: float | None = DEFAULT_SCENECUT
+    mode_decision: str = DEFAULT_MODE_DECISION
     skip_threshold: float = DEFAULT_SKIP_THRESHOLD
     precision: str = DEFAULT_PRECISION
     compile: bool = False
@@ -109,6 +114,9 @@ class CodingOptions:
             raise InputFormatError("reset interval and intra period must be >= 0")
         if not (self.skip_threshold >= 0 and math.isfinite(self.skip_threshold)):
             raise InputFormatError(f"skip threshold must be >= 0, got {self.skip_threshold}")
+        if self.mode_decision not in MODE_DECISIONS:
+            raise InputFormatError(f"mode decision must be one of {', '.join(MODE_DECISIONS)}, "
+                                   f"got {self.mode_decision!r}")
         if self.scenecut is not None and not 0 < self.scenecut <= 100:
             raise InputFormatError(f"scene-cut threshold must be in (0, 100], got {self.scenecut}")
         for name in ("bitrate", "maxrate", "bufsize"):
@@ -128,6 +136,11 @@ class CodingOptions:
         """Whether a controller picks the qp of each record (ABR and/or VBV)."""
         return self.bitrate is not None or self.maxrate is not None
 
+    @property
+    def effective_mode_decision(self) -> str:
+        """The decision the encoder makes: rate control keeps the structure fixed."""
+        return "fixed" if self.rate_controlled else self.mode_decision
+
     def with_(self, **changes: Any) -> CodingOptions:
         """A copy with some fields changed (validated again)."""
         return replace(self, **changes)
@@ -141,6 +154,7 @@ class CodingOptions:
         scenecut = "off" if self.scenecut is None else f"{self.scenecut:g}"
         return (f"{rate}{vbv} reset_interval={self.reset_interval} "
                 f"intra_period={self.intra_period} scenecut={scenecut} "
+                f"mode_decision={self.effective_mode_decision} "
                 f"skip_threshold={self.skip_threshold:g} precision={self.precision}")
 
 

@@ -17,7 +17,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-from ufvc.defaults import DEFAULT_SCENECUT, PIX_FMTS
+from ufvc.defaults import DEFAULT_MODE_DECISION, DEFAULT_SCENECUT, MODE_DECISIONS, PIX_FMTS
 from ufvc.errors import InputFormatError, OutputError
 
 if TYPE_CHECKING:
@@ -303,6 +303,13 @@ def add_rate_options(parser: argparse.ArgumentParser, *, sweep: bool = False) ->
     )
     cuts.add_argument("--no-scenecut", dest="scenecut", action="store_const", const=None,
                       help="no scene-cut detection")
+    parser.add_argument(
+        "--mode-decision", choices=MODE_DECISIONS, default=DEFAULT_MODE_DECISION,
+        help="fixed: every chunk between intra frames is coded with the chunk codec; rd: a "
+        "chunk is coded as intra frames where that costs less at the quality (the top "
+        "qualities, where the chunk codec's quality stops rising); constant quality only "
+        f"(default {DEFAULT_MODE_DECISION})",
+    )
 
 
 def coding_options_from_args(args: argparse.Namespace) -> CodingOptions:

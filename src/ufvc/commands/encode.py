@@ -171,6 +171,9 @@ def run(args: argparse.Namespace) -> int:
     )
     if summary.scene_cuts:
         text += f"; scene cuts (intra frames) at frames {', '.join(map(str, summary.scene_cuts))}"
+    if summary.intra_chunks:
+        text += (f"; chunks coded as intra frames (mode decision) from frames "
+                 f"{', '.join(map(str, summary.intra_chunks))}")
     if summary.vbv_overflows:
         text += (f"; the VBV buffer overflowed at {summary.vbv_overflows} record(s), even at "
                  "quality 0")
@@ -181,7 +184,8 @@ def run(args: argparse.Namespace) -> int:
         "psnr_y": psnr.y, "psnr_u": psnr.u, "psnr_v": psnr.v, "psnr_yuv": psnr.yuv611,
         "seconds": summary.seconds, "frames_per_second": summary.encode_fps,
         "quality": args.quality, "bitrate": summary.options.bitrate,
-        "scene_cuts": summary.scene_cuts, "vbv_overflows": summary.vbv_overflows,
+        "scene_cuts": summary.scene_cuts, "intra_chunks": summary.intra_chunks,
+        "vbv_overflows": summary.vbv_overflows,
         "model": args.model or DEFAULT_MODEL, "threads": threads, "precision": args.precision,
     })
     return 0

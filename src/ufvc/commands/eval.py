@@ -98,6 +98,7 @@ def run(args: argparse.Namespace) -> int:
     device = resolve_device(args.device)
     options = CodingOptions(reset_interval=args.reset_interval,
                             skip_threshold=args.skip_threshold, scenecut=args.scenecut,
+                            mode_decision=args.mode_decision,
                             maxrate=args.maxrate, bufsize=args.bufsize, device=str(device),
                             precision=args.precision)
     settings = EvalSettings(options, intra_period=args.intra_period,
