@@ -16,7 +16,9 @@ float16 rows would move some rows by a float16 step.
 `--stretch-top QP RATIO` then makes the quantisation steps of qps QP..63 geometric from
 row QP down to RATIO times it (both codecs), to widen the rate range of the top levels.
 The shipped file keeps the training metadata and adds where it came from; its digest is that of the
-float16 values, which is what every model loaded from it holds.
+float16 values, which is what every model loaded from it holds. `--storage int8` stores the
+convolution weights as 8-bit integers instead (about half the float16 file; a version-2
+`.ufvm`, see `ufvc.models.checkpoint`).
 """
 
 from __future__ import annotations
@@ -48,12 +50,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="take the intra codec's weights from this .ufvm instead")
     parser.add_argument("--stretch-top", nargs=2, metavar=("QP", "RATIO"),
                         help="steps of qps QP..63 geometric from row QP to RATIO times it")
+    parser.add_argument("--storage", choices=["float16", "int8"], default="float16",
+                        help="float16 throughout, or int8 convolution weights (default: "
+                             "%(default)s)")
     args = parser.parse_args(argv)
     model = load_model_file(args.trained)
     metadata = dict(read_ufvm(args.trained).metadata)
     # A file that was shipped before keeps naming the run it came from.
     metadata.setdefault("shipped_from", Path(args.trained).name)
-    metadata["storage"] = "float16"
+    metadata["storage"] = args.storage
     if args.intra_from:
         # The donor's intra codec may have another structure (a widened campaign stage).
         donor = load_model_file(args.intra_from).intra
@@ -70,7 +75,8 @@ def main(argv: list[str] | None = None) -> int:
         stretch_top_steps(model, start, ratio)
         metadata["stretched_top_steps"] = {"from_qp": start, "ratio_at_qp63": ratio}
     target = args.to or Path(str(resources.files("ufvc.weights"))) / args.name
-    digest = save_ufvm(model, target, metadata=metadata, storage_dtype=torch.float16)
+    storage_dtype = torch.int8 if args.storage == "int8" else torch.float16
+    digest = save_ufvm(model, target, metadata=metadata, storage_dtype=storage_dtype)
     written = load_model_file(target) if args.to else create_model(model.name)
     if written.weights_digest() != digest:
         print("the shipped weights do not load back as written", file=sys.stderr)

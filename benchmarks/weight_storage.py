@@ -1,17 +1,16 @@
-"""What storing a model's convolution weights at fewer bits would cost it.
+"""Store a model with its convolution weights as 8-bit integers, and print what that saves.
 
-    python benchmarks/weight_storage.py --bits 8 --to runs/ufvc-s-int8.ufvm
+    python benchmarks/weight_storage.py --to runs/ufvc-s-int8.ufvm
     python benchmarks/heldout_eval.py --model runs/ufvc-s-int8.ufvm --label cand \
         --skip photos --out runs/eval-int8
     python benchmarks/compare_candidate.py runs/eval-int8 --label cand
 
-Every 4-d (convolution) weight is rounded to `--bits` signed levels per output channel
-(symmetric, the channel's largest magnitude at the top level); biases, the per-qp tables
-and the hyperprior's factorised density keep their float16 values. The rounded model is
-written back as float16, so the codec runs it unchanged and the held-out comparison
-measures the rounding alone. Prints the size a file storing those weights as integers
-(with a float16 scale per channel) would have: the room a smaller file would leave under
-the repository's 20 MB limit for a wider network.
+Every convolution weight becomes a signed 8-bit level per weight with a float16 scale per
+output channel (`save_ufvm(..., storage_dtype=torch.int8)`, a version-2 `.ufvm` that the
+codec loads like any other); biases, the per-qp tables and the hyperprior's factorised
+density stay float16. The held-out comparison then measures the rounding alone, and the
+sizes printed are the room a smaller file would leave under the repository's 20 MB limit
+for a wider network.
 """
 
 from __future__ import annotations
@@ -27,49 +26,30 @@ from ufvc.models.registry import load_model_file
 SHIPPED = Path(__file__).resolve().parents[1] / "src" / "ufvc" / "weights" / "ufvc-s.ufvm"
 
 
-def round_conv_weights(module: torch.nn.Module, bits: int) -> tuple[int, int, int]:
-    """Round `module`'s convolution weights in place; return (rounded, channels, all) counts."""
-    top = 2 ** (bits - 1) - 1
-    rounded = channels = total = 0
-    with torch.no_grad():
-        for parameter in module.parameters():
-            total += parameter.numel()
-            if parameter.dim() != 4:
-                continue
-            weight = parameter.float()
-            scale = weight.abs().flatten(1).amax(1).clamp_min(1e-12) / top
-            scale = scale.view(-1, 1, 1, 1)
-            parameter.copy_(torch.round(weight / scale).clamp(-top, top) * scale)
-            rounded += parameter.numel()
-            channels += parameter.shape[0]
-    return rounded, channels, total
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--model", type=Path, default=SHIPPED, help="the .ufvm to round")
-    parser.add_argument("--bits", type=int, default=8, help="signed bits per weight (2-12)")
-    parser.add_argument("--to", type=Path, required=True, help="the rounded model's .ufvm")
+    parser.add_argument("--model", type=Path, default=SHIPPED, help="the .ufvm to store")
+    parser.add_argument("--to", type=Path, required=True, help="the int8 model's .ufvm")
     args = parser.parse_args(argv)
-    if not 2 <= args.bits <= 12:
-        parser.error("--bits must be 2 to 12")
     if args.to.resolve() == args.model.resolve():
         parser.error("--to must not be the model itself")
+    source = read_ufvm(args.model)
     model = load_model_file(args.model)
-    rounded = channels = total = 0
-    for part in (model.intra, model.video):
-        counts = round_conv_weights(part, args.bits)
-        rounded, channels, total = (a + b for a, b in zip((rounded, channels, total), counts,
-                                                          strict=True))
-    metadata = dict(read_ufvm(args.model).metadata)
-    metadata["storage"] = f"float16 (convolutions rounded to {args.bits} bits)"
-    save_ufvm(model, args.to, metadata=metadata, storage_dtype=torch.float16)
-    float16_mb = total * 2 / 1e6
-    integer_mb = (rounded * args.bits / 8 + channels * 2 + (total - rounded) * 2) / 1e6
-    print(f"{rounded:,} of {total:,} parameters rounded to {args.bits} bits in "
-          f"{channels:,} channels; wrote {args.to}")
-    print(f"weights as float16: {float16_mb:.1f} MB; stored as {args.bits}-bit integers: "
-          f"{integer_mb:.1f} MB")
+    metadata = {**source.metadata, "storage": "int8 convolution weights, float16 otherwise"}
+    save_ufvm(model, args.to, metadata=metadata, storage_dtype=torch.int8)
+    stored = read_ufvm(args.to)
+    worst = 0.0
+    for before, after in ((source.intra_state, stored.intra_state),
+                          (source.video_state, stored.video_state)):
+        for key, value in before.items():
+            if value.dim() == 4:
+                peak = value.float().abs().flatten(1).amax(1).clamp_min(1e-30)
+                change = (after[key] - value.float()).abs().flatten(1).amax(1) / peak
+                worst = max(worst, float(change.max()))
+    print(f"{args.model} ({source.storage}): {args.model.stat().st_size / 1e6:.1f} MB; "
+          f"{args.to} ({stored.storage}): {args.to.stat().st_size / 1e6:.1f} MB")
+    print(f"largest change of a weight: {worst:.2e} of its channel's peak (a level is "
+          f"{1 / 127:.2e})")
     return 0
 
 

@@ -13,8 +13,10 @@ from ufvc.models.channel import EstimateChannel
 from ufvc.models.checkpoint import (
     config_from_data,
     config_to_data,
+    dequantize_int8,
     load_official,
     load_weights,
+    quantize_int8,
     read_ufvm,
     save_ufvm,
 )
@@ -214,3 +216,78 @@ def test_files_written_before_a_config_field_existed_load_with_its_default(tmp_p
     loaded = load_model_file(path)
     assert loaded.video.config.qp_step_range == () and loaded.video.q_step is None
     assert create_model("ufvc-tiny", checkpoint=path).weights_digest() == model.weights_digest()
+
+
+def test_int8_storage_round_trips_and_is_stable(tmp_path):
+    model = scrambled_tiny()
+    path, again = tmp_path / "int8.ufvm", tmp_path / "again.ufvm"
+    digest = save_ufvm(model, path, storage_dtype=torch.int8)
+    payload = torch.load(path, weights_only=True)
+    assert payload["version"] == 2
+    loaded = create_model("ufvc-tiny", checkpoint=path)
+    assert loaded.weights_digest() == digest
+    assert read_ufvm(path).storage == "float16+int8"
+    original = {**{f"intra.{k}": v for k, v in model.intra.state_dict().items()},
+                **{f"video.{k}": v for k, v in model.video.state_dict().items()}}
+    integer = 0
+    for part in ("intra", "video"):
+        for key, stored in payload["state"][part].items():
+            value = original[f"{part}.{key}"].float()
+            held = getattr(loaded, part).state_dict()[key]
+            if stored.dtype == torch.int8:
+                integer += 1
+                scale = payload["scales"][part][key].float().view(-1, *[1] * (value.dim() - 1))
+                assert key.endswith(".weight") and value.dim() == 4
+                assert bool(((held - value).abs() <= scale / 2 * (1 + 1e-3)).all()), key
+            else:
+                assert stored.dtype == torch.float16
+                assert torch.equal(held, value.half().float()), key
+    assert integer > 0
+    # Storing what was loaded gives the same levels, scales and digest.
+    assert save_ufvm(loaded, again, storage_dtype=torch.int8) == digest
+    # The scrambled weights blow values up, so the rounding is judged relative to them.
+    for a, b in zip(outputs(model), outputs(loaded), strict=True):
+        assert float((a - b).abs().max()) < 0.02 * float(a.abs().max())
+
+
+def test_int8_file_is_smaller_than_float16(tmp_path):
+    model = create_model("ufvc-tiny")
+    save_ufvm(model, tmp_path / "h.ufvm", storage_dtype=torch.float16)
+    save_ufvm(model, tmp_path / "i.ufvm", storage_dtype=torch.int8)
+    assert (tmp_path / "i.ufvm").stat().st_size < (tmp_path / "h.ufvm").stat().st_size
+    assert torch.load(tmp_path / "h.ufvm", weights_only=True)["version"] == 1
+
+
+def test_int8_values_are_exact_products_and_zero_channels_keep_zero():
+    generator = torch.Generator().manual_seed(5)
+    magnitudes = torch.logspace(-6, 2, 6).view(-1, 1, 1, 1)
+    weight = torch.randn(6, 3, 3, 3, generator=generator) * magnitudes
+    weight[2] = 0
+    levels, scale = quantize_int8(weight)
+    assert levels.dtype == torch.int8 and scale.dtype == torch.float16
+    assert int(levels.abs().max()) <= 127 and float(scale[2]) == 1.0
+    assert not bool(levels[2].any())
+    value = dequantize_int8(levels, scale)
+    exact = levels.double() * scale.double().view(-1, 1, 1, 1)
+    assert torch.equal(value.double(), exact)
+    assert all(torch.equal(a, b) for a, b in zip(quantize_int8(value), (levels, scale),
+                                                  strict=True))
+
+
+@pytest.mark.parametrize("damage, message", [
+    (lambda p: p["scales"]["video"].popitem(), "without a scale"),
+    (lambda p: p["scales"]["video"].update({k: v[:-1] for k, v in p["scales"]["video"].items()}),
+     "bad scale"),
+    (lambda p: p["scales"]["video"].update({k: -v for k, v in p["scales"]["video"].items()}),
+     "bad scale"),
+    (lambda p: p["scales"]["video"].update({"q_decoder": torch.ones(1, dtype=torch.float16)}),
+     "not int8"),
+])
+def test_damaged_int8_storage_is_refused(tmp_path, damage, message):
+    path = tmp_path / "int8.ufvm"
+    save_ufvm(scrambled_tiny(), path, storage_dtype=torch.int8)
+    payload = torch.load(path, weights_only=True)
+    damage(payload)
+    torch.save(payload, path)
+    with pytest.raises(CheckpointError, match=message):
+        create_model("ufvc-tiny", checkpoint=path)

@@ -94,4 +94,4 @@ def test_info_describes_a_model_file_by_its_own_structure(tmp_path, capsys):
             return sum(module[key] for module in cost["intra"]["modules"])
         assert total(from_file) > total(registered)
     assert main(["info", "--model", str(path)]) == 0
-    assert f"weights: {path}" in capsys.readouterr().out
+    assert f"weights: {path} (stored as float32)" in capsys.readouterr().out

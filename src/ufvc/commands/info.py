@@ -52,6 +52,7 @@ def _codec_table(cost: CodecCost) -> list[str]:
 
 
 def _model_report(name: str, size: tuple[int, int], convention: str) -> dict[str, Any]:
+    from ufvc.models.checkpoint import read_ufvm
     from ufvc.models.complexity import PAPER_TABLE, model_complexity
     from ufvc.models.registry import (
         get_model_spec,
@@ -62,11 +63,14 @@ def _model_report(name: str, size: tuple[int, int], convention: str) -> dict[str
 
     if name not in list_models() and Path(name).is_file():
         spec = model_file_spec(name)
-        weights = name
+        path: Path | None = Path(name)
     else:
         spec = get_model_spec(name)
-        shipped = shipped_weights_path(spec)
-        weights = str(shipped) if shipped else "none (deterministic recipe weights, untrained)"
+        path = shipped_weights_path(spec)
+    if path is None:
+        weights = "none (deterministic recipe weights, untrained)"
+    else:
+        weights = f"{path} (stored as {read_ufvm(path).storage})"
     main = model_complexity(spec, size, convention=convention)
     paper = main if convention == "paper" else model_complexity(spec, size, convention="paper")
     return {

@@ -15,6 +15,13 @@ code::
      "state": {"intra": {key: tensor}, "video": {key: tensor}},
      "digest": str,                                  # hex of weights_digest, checked on load
      "metadata": {...}}                              # training facts, plain types only
+
+Version 2 files may store convolution weights (4-d `.weight` tensors) as int8, one
+symmetric level per weight, with a float16 scale per output channel in
+`"scales": {"intra": {key: tensor}, "video": {key: tensor}}`. Such a weight is int8 x scale
+evaluated in float32: the product of an 8-bit integer and a float16 needs 19 significant
+bits, so it is exact on every machine. Files without integer weights are written as
+version 1, which every ufvc reads.
 """
 
 from __future__ import annotations
@@ -41,7 +48,10 @@ if TYPE_CHECKING:
     from ufvc.models.registry import CodecModel
 
 UFVM_FORMAT = "ufvm"
-UFVM_VERSION = 1
+UFVM_VERSION = 2
+INTEGER_WEIGHTS_VERSION = 2  # the first version that may hold int8 weights
+STORAGE_DTYPES = (torch.float32, torch.float16, torch.bfloat16, torch.int8)
+_INT8_TOP = 127
 DIGEST_BYTES = 16
 _WRAPPER_KEYS = ("state_dict", "net")
 _DP_PREFIX = "module."
@@ -245,6 +255,7 @@ class UfvmFile:
     video_state: dict[str, torch.Tensor]
     digest: bytes
     metadata: dict[str, Any] = field(default_factory=dict)
+    storage: str = "float32"  # the stored dtypes, e.g. "float16" or "float16+int8"
 
 
 def is_ufvm(data: Any) -> bool:
@@ -257,23 +268,32 @@ def save_ufvm(model: CodecModel, path: str | Path, *, metadata: Mapping[str, Any
     """Write `model` (configs, weights of both codecs, digest) to `path`; return the digest.
 
     `metadata` (training steps, data, losses...) must hold plain types only.
-    `storage_dtype=torch.float16` halves the file (shipped weights use it); the digest is
-    that of the stored values, which is what a model loaded from the file holds.
+    `storage_dtype=torch.float16` halves the file (shipped weights use it);
+    `torch.int8` stores convolution weights as 8-bit integers with a float16 scale per
+    output channel and the rest as float16 (about a quarter of float32). The digest is that
+    of the stored values, which is what a model loaded from the file holds.
     """
     _check_plain(dict(metadata or {}), "metadata")
-    if storage_dtype not in (torch.float32, torch.float16, torch.bfloat16):
-        raise CheckpointError(f"weights are stored as float32, float16 or bfloat16, "
+    if storage_dtype not in STORAGE_DTYPES:
+        raise CheckpointError(f"weights are stored as float32, float16, bfloat16 or int8, "
                               f"not {storage_dtype}")
-    states = {
-        "intra": {k: v.detach().to("cpu", torch.float32).to(storage_dtype).clone()
-                  for k, v in model.intra.state_dict().items()},
-        "video": {k: v.detach().to("cpu", torch.float32).to(storage_dtype).clone()
-                  for k, v in model.video.state_dict().items()},
-    }
-    digest = state_digest(states)
+    states: dict[str, dict[str, torch.Tensor]] = {}
+    scales: dict[str, dict[str, torch.Tensor]] = {}
+    for part, codec in (("intra", model.intra), ("video", model.video)):
+        states[part], scales[part] = {}, {}
+        for key, value in codec.state_dict().items():
+            value = value.detach().to("cpu", torch.float32)
+            if storage_dtype == torch.int8 and is_integer_storable(key, value):
+                states[part][key], scales[part][key] = quantize_int8(value)
+            else:
+                float_dtype = torch.float16 if storage_dtype == torch.int8 else storage_dtype
+                states[part][key] = value.to(float_dtype).clone()
+    integer = any(scales.values())
+    digest = state_digest({part: _dequantized(states[part], scales[part], source=str(path))
+                           for part in states})
     payload = {
         "format": UFVM_FORMAT,
-        "version": UFVM_VERSION,
+        "version": INTEGER_WEIGHTS_VERSION if integer else 1,
         "name": model.name,
         "model_id": int(model.model_id),
         "config": {"intra": config_to_data(model.intra.config),
@@ -282,10 +302,62 @@ def save_ufvm(model: CodecModel, path: str | Path, *, metadata: Mapping[str, Any
         "digest": digest.hex(),
         "metadata": dict(metadata or {}),
     }
+    if integer:
+        payload["scales"] = scales
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     torch.save(payload, path)
     return digest
+
+
+def is_integer_storable(key: str, value: torch.Tensor) -> bool:
+    """Whether int8 storage applies to this state entry: a convolution's weight."""
+    return key.endswith(".weight") and value.dim() == 4 and value.is_floating_point()
+
+
+def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Symmetric 8-bit levels per output channel (dim 0) and their float16 scales.
+
+    A channel's largest magnitude maps to level 127 (a channel of zeros gets scale 1).
+    Quantising the result of `dequantize_int8` again gives the same levels and scales.
+    """
+    weight = weight.detach().to("cpu", torch.float32)
+    peak = weight.abs().flatten(1).amax(1)
+    scale = (peak / _INT8_TOP).to(torch.float16)
+    if not bool(torch.isfinite(scale).all()):
+        raise CheckpointError("a convolution weight is too large for a float16 scale")
+    scale = torch.where(scale > 0, scale, torch.ones_like(scale))
+    shape = (-1,) + (1,) * (weight.dim() - 1)
+    levels = torch.round(weight / scale.float().view(shape)).clamp(-_INT8_TOP, _INT8_TOP)
+    return levels.to(torch.int8), scale
+
+
+def dequantize_int8(levels: torch.Tensor, scale: torch.Tensor) -> torch.Tensor:
+    """int8 levels times their per-channel float16 scales, exactly, as float32."""
+    shape = (-1,) + (1,) * (levels.dim() - 1)
+    return levels.to(torch.float32) * scale.to(torch.float32).view(shape)
+
+
+def _dequantized(state: Mapping[str, Any], scales: Mapping[str, Any], *,
+                 source: str) -> dict[str, torch.Tensor]:
+    """`state` with its int8 entries replaced by their float32 values; refuse an integer
+    tensor without a valid scale, a scale without its integer tensor, or other dtypes."""
+    result = dict(state)
+    for key, scale in scales.items():
+        levels = state.get(key)
+        if not isinstance(levels, torch.Tensor) or levels.dtype != torch.int8:
+            raise CheckpointError(f"{source} is a damaged .ufvm file "
+                                  f"(a scale for {key}, which is not int8)")
+        if (not isinstance(scale, torch.Tensor) or scale.dtype != torch.float16
+                or levels.dim() < 1 or tuple(scale.shape) != (levels.shape[0],)
+                or not bool(torch.isfinite(scale).all()) or not bool((scale > 0).all())):
+            raise CheckpointError(f"{source} is a damaged .ufvm file (bad scale for {key})")
+        result[key] = dequantize_int8(levels, scale)
+    for key, value in result.items():
+        if isinstance(value, torch.Tensor) and not value.is_floating_point():
+            raise CheckpointError(f"{source} is a damaged .ufvm file "
+                                  f"({key} is {value.dtype} without a scale)")
+    return result
 
 
 def _check_plain(value: Any, where: str) -> None:
@@ -318,15 +390,23 @@ def parse_ufvm(data: Any, *, source: str) -> UfvmFile:
         )
     try:
         config, state = data["config"], data["state"]
+        scales = dict(data.get("scales") or {})
+        stored = {part: dict(state[part]) for part in ("intra", "video")}
+        stored_dtypes = {value.dtype for part in stored.values() for value in part.values()
+                         if isinstance(value, torch.Tensor)}
+        dequantized = {part: _dequantized(stored[part], dict(scales.get(part) or {}),
+                                          source=source) for part in stored}
         parsed = UfvmFile(
             name=str(data["name"]),
             model_id=int(data["model_id"]),
             intra_config=dict(config["intra"]),
             video_config=dict(config["video"]),
-            intra_state=dict(state["intra"]),
-            video_state=dict(state["video"]),
+            intra_state=dequantized["intra"],
+            video_state=dequantized["video"],
             digest=bytes.fromhex(data["digest"]),
             metadata=dict(data.get("metadata") or {}),
+            storage="+".join(sorted(str(dtype).removeprefix("torch.")
+                                    for dtype in stored_dtypes)),
         )
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{source} is a damaged .ufvm file (missing {error})") from error
