@@ -18,7 +18,8 @@ row QP down to RATIO times it (both codecs), to widen the rate range of the top 
 The shipped file keeps the training metadata and adds where it came from; its digest is that of the
 float16 values, which is what every model loaded from it holds. `--storage int8` stores the
 convolution weights as 8-bit integers instead (about half the float16 file; a version-2
-`.ufvm`, see `ufvc.models.checkpoint`).
+`.ufvm`, see `ufvc.models.checkpoint`), as a run trained through that rounding
+(`weight_storage = "int8"`) exports them and ships them by default.
 """
 
 from __future__ import annotations
@@ -50,12 +51,15 @@ def main(argv: list[str] | None = None) -> int:
                         help="take the intra codec's weights from this .ufvm instead")
     parser.add_argument("--stretch-top", nargs=2, metavar=("QP", "RATIO"),
                         help="steps of qps QP..63 geometric from row QP to RATIO times it")
-    parser.add_argument("--storage", choices=["float16", "int8"], default="float16",
-                        help="float16 throughout, or int8 convolution weights (default: "
-                             "%(default)s)")
+    parser.add_argument("--storage", choices=["float16", "int8"],
+                        help="float16 throughout, or int8 convolution weights (default: int8 "
+                             "for a run trained with weight_storage = \"int8\", else float16)")
     args = parser.parse_args(argv)
     model = load_model_file(args.trained)
-    metadata = dict(read_ufvm(args.trained).metadata)
+    trained = read_ufvm(args.trained)
+    metadata = dict(trained.metadata)
+    if args.storage is None:
+        args.storage = "int8" if "int8" in trained.storage else "float16"
     # A file that was shipped before keeps naming the run it came from.
     metadata.setdefault("shipped_from", Path(args.trained).name)
     metadata["storage"] = args.storage

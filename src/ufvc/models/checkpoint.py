@@ -321,7 +321,7 @@ def quantize_int8(weight: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     A channel's largest magnitude maps to level 127 (a channel of zeros gets scale 1).
     Quantising the result of `dequantize_int8` again gives the same levels and scales.
     """
-    weight = weight.detach().to("cpu", torch.float32)
+    weight = weight.detach().to(torch.float32)
     peak = weight.abs().flatten(1).amax(1)
     scale = (peak / _INT8_TOP).to(torch.float16)
     if not bool(torch.isfinite(scale).all()):

@@ -196,6 +196,9 @@ class TrainConfig:
     # Quantisation-aware training for portable streams: what the decoder recomputes runs
     # with the portable arithmetic's roundings (`ufvc.nn.exact`), straight-through.
     portable: bool = False
+    # "int8": train and validate with the convolution weights rounded as an int8 model
+    # file stores them (`ufvc.train.rounding`, straight-through); the export is int8.
+    weight_storage: Literal["float", "int8"] = "float"
     # > 0: keep an exponential moving average of the weights with this decay per step
     # (`ufvc.train.averaging`). Validation measures it and the run's own weights; the
     # export holds it unless the last validation found the own weights better.

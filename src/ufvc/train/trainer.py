@@ -52,6 +52,7 @@ from ufvc.train.data import (
 )
 from ufvc.train.losses import RDTerms, default_frame_weights, lambda_table, yuv_psnr
 from ufvc.train.objective import IntraObjective, SequenceObjective, frames_to_model_input
+from ufvc.train.rounding import StorageRounding
 from ufvc.train.runlog import CsvLog, read_log
 from ufvc.train.sources import FrameCache
 from ufvc.train.state import (
@@ -284,6 +285,7 @@ class Trainer:
         self.last_curve: RdCurve | None = None  # rate-PSNR over the validation qps
         self.live_curve: RdCurve | None = None
         self.average: WeightAverage | None = None
+        self.rounding: StorageRounding | None = None
         self.last_validation_key: tuple | None = None
         self.cache = FrameCache(config.data.cache_dir)
         if self.device.type == "cuda":
@@ -431,6 +433,10 @@ class Trainer:
         """A block in which the model holds the averaged weights, when there are any."""
         return self.average.applied() if self.average is not None else nullcontext()
 
+    def _rounded(self) -> AbstractContextManager:
+        """A block in which the convolution weights hold what the model file will store."""
+        return self.rounding.applied() if self.rounding is not None else nullcontext()
+
     def _elapsed(self) -> float:
         return self.elapsed_before + time.perf_counter() - self.started
 
@@ -446,15 +452,17 @@ class Trainer:
         if self.last_validation_key == (self.step, key):
             return  # the previous stage ended with this very validation
         self.last_validation_key = (self.step, key)
-        with self._averaged():
+        with self._averaged(), self._rounded():
             per_qp = self._validation_losses(stage, key, length)
         elapsed = self._elapsed()
         self.last_validation, self.last_curve = self._log_validation(
             stage, "val", per_qp, elapsed)
         if self.average is not None:
             # The run's own weights too: how far the average is ahead of them.
+            with self._rounded():
+                live = self._validation_losses(stage, key, length)
             self.live_validation, self.live_curve = self._log_validation(
-                stage, "val_live", self._validation_losses(stage, key, length), elapsed)
+                stage, "val_live", live, elapsed)
 
     def _log_validation(self, stage: StageConfig, split: str, per_qp: list[tuple],
                         elapsed: float) -> tuple[dict, RdCurve]:
@@ -555,10 +563,12 @@ class Trainer:
         for frames, qp in loader:
             x = frames_to_model_input(frames.to(self.device, non_blocking=True))
             qp = qp.to(self.device, non_blocking=True)
-            with autocast:
-                terms = wrapped(x, qp)
-            optimizer.zero_grad(set_to_none=True)
-            scaler.scale(terms.loss.mean()).backward()
+            # The gradients at the stored weights update the float ones (straight-through).
+            with self._rounded():
+                with autocast:
+                    terms = wrapped(x, qp)
+                optimizer.zero_grad(set_to_none=True)
+                scaler.scale(terms.loss.mean()).backward()
             scaler.unscale_(optimizer)
             torch.nn.utils.clip_grad_norm_(params, stage.clip_norm)
             scaler.step(optimizer)
@@ -619,8 +629,9 @@ class Trainer:
             "validation": self.last_validation or {},
             "weights": "average" if self.average is not None and not own else "own",
         }
+        storage = torch.int8 if self.config.weight_storage == "int8" else torch.float32
         with nullcontext() if own else self._averaged():
-            model_files.save_ufvm(self.model, path, metadata=metadata)
+            model_files.save_ufvm(self.model, path, metadata=metadata, storage_dtype=storage)
         return path
 
     def _own_weights_are_better(self) -> bool:
@@ -685,6 +696,8 @@ class Trainer:
             self.model.make_portable()
         self.model.train()
         self.average = self._make_average()
+        if self.config.weight_storage == "int8":
+            self.rounding = StorageRounding(self.model)
         self.sources = self._prepare(self.config.data.sources)
         self.validation_sources = (self._prepare(self.config.validation.sources)
                                    if self.config.validation.sources else [])
