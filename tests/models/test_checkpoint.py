@@ -289,5 +289,6 @@ def test_damaged_int8_storage_is_refused(tmp_path, damage, message):
     payload = torch.load(path, weights_only=True)
     damage(payload)
     torch.save(payload, path)
-    with pytest.raises(CheckpointError, match=message):
+    with pytest.raises(CheckpointError, match=message) as error:
         create_model("ufvc-tiny", checkpoint=path)
+    assert str(error.value).count("is a damaged .ufvm file") == 1

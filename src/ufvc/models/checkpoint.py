@@ -408,6 +408,8 @@ def parse_ufvm(data: Any, *, source: str) -> UfvmFile:
             storage="+".join(sorted(str(dtype).removeprefix("torch.")
                                     for dtype in stored_dtypes)),
         )
+    except CheckpointError:
+        raise
     except (KeyError, TypeError, ValueError) as error:
         raise CheckpointError(f"{source} is a damaged .ufvm file (missing {error})") from error
     tensors = list(parsed.intra_state.values()) + list(parsed.video_state.values())
