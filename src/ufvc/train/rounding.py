@@ -26,16 +26,18 @@ class StorageRounding:
     def __init__(self, model: nn.Module) -> None:
         self.params = [param for name, param in model.named_parameters()
                        if is_integer_storable(name, param)]
+        # Every training step swaps the weights: one buffer for the float values, kept.
+        self.floats = [torch.empty_like(param) for param in self.params]
 
     @contextmanager
     def applied(self) -> Iterator[None]:
-        own = [param.detach().clone() for param in self.params]
+        with torch.no_grad():
+            for param, saved in zip(self.params, self.floats, strict=True):
+                saved.copy_(param)
+                param.copy_(dequantize_int8(*quantize_int8(param)))
         try:
-            with torch.no_grad():
-                for param in self.params:
-                    param.copy_(dequantize_int8(*quantize_int8(param)))
             yield
         finally:
             with torch.no_grad():
-                for param, value in zip(self.params, own, strict=True):
-                    param.copy_(value)
+                for param, saved in zip(self.params, self.floats, strict=True):
+                    param.copy_(saved)
